@@ -1,0 +1,169 @@
+"""Band registry: canonical names, aliases and centre wavelengths.
+
+Scenes name their bands in many ways (Sentinel-2 ``B4``/``B04``, STAC common names ``red``,
+Landsat ``SR_B4``). A checkpoint stores its bands by canonical name, so matching is by identity,
+not by position. Bare ``B<n>`` names follow Sentinel-2; other sensors use a prefix
+(``landsat8:B5``, ``landsat7:SR_B3``), since ``B5`` means different bands on each.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .errors import BandError
+
+
+@dataclass(frozen=True)
+class Band:
+    """A canonical band: its name and centre wavelength in micrometres (None if not optical)."""
+
+    name: str
+    wavelength: float | None
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "wavelength": self.wavelength}
+
+
+# STAC eo common names (eo extension v1.1) with representative centre wavelengths (µm).
+_COMMON: dict[str, float] = {
+    "coastal": 0.443,
+    "blue": 0.490,
+    "green": 0.560,
+    "yellow": 0.600,
+    "red": 0.665,
+    "rededge071": 0.705,
+    "rededge075": 0.740,
+    "rededge078": 0.783,
+    "nir": 0.842,
+    "nir08": 0.865,
+    "nir09": 0.945,
+    "cirrus": 1.375,
+    "swir16": 1.610,
+    "swir22": 2.190,
+    "pan": 0.590,
+    "lwir11": 10.9,
+    "lwir12": 12.0,
+}
+
+_SENTINEL2 = {
+    "B01": "coastal", "B02": "blue", "B03": "green", "B04": "red", "B05": "rededge071",
+    "B06": "rededge075", "B07": "rededge078", "B08": "nir", "B8A": "nir08", "B09": "nir09",
+    "B10": "cirrus", "B11": "swir16", "B12": "swir22",
+}
+_LANDSAT_OLI = {  # Landsat 8/9 OLI/TIRS
+    "B1": "coastal", "B2": "blue", "B3": "green", "B4": "red", "B5": "nir08", "B6": "swir16",
+    "B7": "swir22", "B8": "pan", "B9": "cirrus", "B10": "lwir11", "B11": "lwir12",
+}
+_LANDSAT_TM = {  # Landsat 4/5 TM and 7 ETM+
+    "B1": "blue", "B2": "green", "B3": "red", "B4": "nir08", "B5": "swir16", "B6": "lwir11",
+    "B7": "swir22", "B8": "pan",
+}
+_SENSORS: dict[str, dict[str, str]] = {
+    "sentinel2": _SENTINEL2,
+    "landsat8": _LANDSAT_OLI,
+    "landsat9": _LANDSAT_OLI,
+    "landsat7": _LANDSAT_TM,
+    "landsat5": _LANDSAT_TM,
+}
+_WORDS = {
+    "r": "red", "g": "green", "b": "blue", "n": "nir", "ir": "nir",
+    "near_infrared": "nir", "nearinfrared": "nir", "infrared": "nir",
+    "rededge": "rededge071", "rededge1": "rededge071", "rededge2": "rededge075",
+    "rededge3": "rededge078", "nir2": "nir08", "narrow_nir": "nir08", "water_vapour": "nir09",
+    "water_vapor": "nir09", "swir1": "swir16", "swir2": "swir22", "panchromatic": "pan",
+    "thermal": "lwir11", "tir": "lwir11", "lwir": "lwir11",
+}
+
+
+def _sentinel2_key(name: str) -> str | None:
+    m = re.fullmatch(r"B0?(\d{1,2}|8A)", name.upper())
+    if not m:
+        return None
+    num = m.group(1)
+    key = "B8A" if num == "8A" else f"B{int(num):02d}"
+    return key if key in _SENTINEL2 else None
+
+
+def _landsat_key(name: str) -> str | None:
+    m = re.fullmatch(r"(?:SR_|ST_)?B0?(\d{1,2})", name.upper())
+    return f"B{int(m.group(1))}" if m else None
+
+
+def resolve(name: str, sensor: str | None = None) -> Band:
+    """Map a user's or a file's band name to the canonical band; raise BandError if unknown."""
+    raw = name.strip()
+    if ":" in raw:
+        sensor, raw = raw.split(":", 1)
+    lowered = raw.lower().replace("-", "_").replace(" ", "_")
+    if lowered in _COMMON:
+        return Band(lowered, _COMMON[lowered])
+    if lowered in _WORDS:
+        common = _WORDS[lowered]
+        return Band(common, _COMMON[common])
+    wl = re.fullmatch(r"(?:wl|lambda)?_?(\d+(?:\.\d+)?)\s*(nm|um|µm)", lowered)
+    if wl:
+        value = float(wl.group(1)) / (1000.0 if wl.group(2) == "nm" else 1.0)
+        return wavelength_band(value)
+    sensor_key = (sensor or "sentinel2").lower().replace("-", "").replace("_", "")
+    if sensor_key not in _SENSORS:
+        raise BandError(f"unknown sensor {sensor!r} in band name {name!r}; known: {', '.join(_SENSORS)}")
+    table = _SENSORS[sensor_key]
+    key = _sentinel2_key(raw) if table is _SENTINEL2 else _landsat_key(raw)
+    if key is not None and key in table:
+        common = table[key]
+        return Band(common, _COMMON[common])
+    raise BandError(
+        f"unknown band name {name!r}: use a Sentinel-2 name (B04, B8A), a STAC common name "
+        f"(red, nir, swir16), a sensor-prefixed name (landsat8:B5) or a wavelength (665nm)"
+    )
+
+
+def wavelength_band(micrometres: float) -> Band:
+    """A hyperspectral band named by its centre wavelength (matched within 1 nm)."""
+    nm = round(micrometres * 1000.0)
+    return Band(f"wl{nm}nm", nm / 1000.0)
+
+
+def resolve_all(names: list[str], sensor: str | None = None) -> list[Band]:
+    """Resolve a list of band names, rejecting duplicates (two names for one band)."""
+    bands = [resolve(n, sensor) for n in names]
+    seen: dict[str, str] = {}
+    for given, band in zip(names, bands):
+        if band.name in seen:
+            raise BandError(
+                f"duplicate band: {seen[band.name]!r} and {given!r} both name {band.name!r}"
+            )
+        seen[band.name] = given
+    return bands
+
+
+def parse_band_list(text: str) -> list[str]:
+    """Split a ``--bands B4,B3,B2,B8`` option into names."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise BandError("--bands is empty: give the scene's bands in file order, e.g. B4,B3,B2,B8")
+    return names
+
+
+def reorder(scene: list[Band], model: list[Band]) -> list[int]:
+    """Indices into the scene's bands that give the model's band order; BandError on a miss."""
+    position = {b.name: i for i, b in enumerate(scene)}
+    missing = [b.name for b in model if b.name not in position]
+    if missing:
+        have = ", ".join(b.name for b in scene)
+        raise BandError(
+            f"the scene lacks band(s) {', '.join(missing)} that the model needs (scene has: {have})"
+        )
+    return [position[b.name] for b in model]
+
+
+def rgb_indices(bands: list[Band]) -> list[int]:
+    """Positions of red, green and blue in a band list (what the depth model reads)."""
+    position = {b.name: i for i, b in enumerate(bands)}
+    missing = [c for c in ("red", "green", "blue") if c not in position]
+    if missing:
+        raise BandError(
+            f"the depth model needs red, green and blue bands; missing: {', '.join(missing)}"
+        )
+    return [position["red"], position["green"], position["blue"]]

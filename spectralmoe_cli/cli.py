@@ -1,0 +1,98 @@
+"""The ``spectralmoe`` command line: parse options, call the engine, map errors to exit codes.
+
+Exit codes: 0 done or nothing to do; 1 internal error (a bug); 2 usage or configuration error;
+3 input data error; 4 partial failure (summary written); 5 output validation failed;
+75 transient error, safe to retry.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import traceback
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from . import __version__
+from .errors import EXIT_CODES, SpectralMoEError
+
+EXIT_HELP = "Exit codes: " + "; ".join(f"{code} {text}" for code, text in EXIT_CODES.items()) + "."
+
+app = typer.Typer(
+    name="spectralmoe",
+    help="Land-cover maps from hyperspectral, multispectral and RGB scenes with SpectralMoE "
+         "(frozen DINOv2/DINOv3 + depth foundation model, dual-gated mixture of experts).\n\n"
+         + EXIT_HELP,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+_state = {"verbose": False}
+log = logging.getLogger("spectralmoe")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"spectralmoe {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging; show tracebacks on errors."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings and errors."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    _state["verbose"] = verbose
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s",
+                        datefmt="%Y-%m-%dT%H:%M:%S", stream=sys.stderr, force=True)
+    logging.getLogger("spectralmoe").setLevel(level)
+
+
+@app.command()
+def info(
+    model: Optional[str] = typer.Option(None, "--model", "-m",
+                                        help="A model name from the zoo (see --list) or a TOML config path."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", "-c",
+                                              help="A trained .safetensors checkpoint."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
+    list_models: bool = typer.Option(False, "--list", help="List the named models and exit."),
+) -> None:
+    """Describe a model: architecture, trainable and frozen parameters by part, bands, classes.
+
+    Builds the architecture without weights (nothing is downloaded). Example:
+
+        spectralmoe info --model spectralmoe_dinov3_vitl16 --json
+    """
+    from .config import available_models
+    from .engine.info import describe, render
+
+    if list_models:
+        typer.echo("\n".join(available_models()))
+        return
+    if model and checkpoint:
+        raise typer.BadParameter("give --model or --checkpoint, not both")
+    report = describe(model=model, checkpoint=checkpoint)
+    typer.echo(json.dumps(report, indent=2) if as_json else render(report))
+
+
+def main() -> None:
+    """Console entry point: run the app, turn our errors into one line and an exit code."""
+    try:
+        app()
+    except SpectralMoEError as exc:
+        if _state["verbose"]:
+            traceback.print_exc()
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except Exception as exc:
+        traceback.print_exc()
+        typer.echo(f"error: internal error ({type(exc).__name__}: {exc}); this is a bug, please "
+                   f"report it with the traceback above", err=True)
+        sys.exit(1)

@@ -1,0 +1,137 @@
+"""Model configuration: one validated schema for every named model in the zoo.
+
+Configs are TOML files in ``models/`` (installed as ``spectralmoe_cli.zoo``). Unknown keys are
+errors, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import ConfigError
+
+METHODS = ("frozen", "rein", "depthforge", "lora", "spectralmoe")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BackboneConfig(_Strict):
+    """A frozen ViT from the backbone registry, optionally shrunk (tests use tiny ViTs)."""
+
+    name: str
+    weights: str = Field("pretrained", description="'pretrained', 'random' or a file path")
+    embed_dim: int | None = None
+    depth: int | None = None
+    num_heads: int | None = None
+
+
+class PluginConfig(_Strict):
+    """The trainable part between the frozen blocks; every hyper-parameter of DESIGN §3."""
+
+    method: Literal["frozen", "rein", "depthforge", "lora", "spectralmoe"] = "spectralmoe"
+    num_experts: int = Field(6, ge=1)
+    top_k: int = Field(1, ge=1)
+    rank: int = Field(16, ge=1)
+    num_tokens: int = Field(100, ge=2)
+    fusion: Literal["paper", "code"] = "paper"
+    gating: Literal["laplace", "gaussian", "softmax"] = "laplace"
+    gating_norm: float = Field(2.0, gt=0)
+    noisy_gating: bool = True
+    balance_weight: float = Field(1000.0, ge=0)
+    scale_init: float = 1e-3
+    link_queries: bool = True
+    query_dim: int = Field(256, ge=1)
+    lora_alpha: float = Field(16.0, gt=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> "PluginConfig":
+        if self.top_k > self.num_experts:
+            raise ValueError(f"top_k={self.top_k} exceeds num_experts={self.num_experts}")
+        return self
+
+
+class HeadConfig(_Strict):
+    type: Literal["light", "mask2former"] = "light"
+    channels: int = Field(256, ge=8)
+    num_queries: int = Field(100, ge=1)
+    decoder_layers: int = Field(9, ge=1)
+    pixel_decoder_layers: int = Field(6, ge=0)
+    num_heads: int = Field(8, ge=1)
+    ffn_dim: int = Field(2048, ge=8)
+    num_points: int = Field(12544, ge=16)
+
+
+class DataConfig(_Strict):
+    """Defaults that a trained checkpoint replaces with its own bands and classes."""
+
+    bands: list[str] = ["red", "green", "blue"]
+    num_classes: int = Field(6, ge=1)
+    tile: int = Field(512, ge=16)
+
+
+class ModelConfig(_Strict):
+    name: str
+    description: str = ""
+    backbone: BackboneConfig
+    depth: BackboneConfig | None = None
+    plugin: PluginConfig = PluginConfig()
+    head: HeadConfig = HeadConfig()
+    data: DataConfig = DataConfig()
+
+    @model_validator(mode="after")
+    def _check(self) -> "ModelConfig":
+        needs_depth = self.plugin.method in ("spectralmoe", "depthforge")
+        if needs_depth and self.depth is None:
+            raise ValueError(f"method {self.plugin.method!r} needs a [depth] model")
+        return self
+
+    def with_data(self, bands: list[str], num_classes: int) -> "ModelConfig":
+        """The same architecture for another band list and class count."""
+        data = self.data.model_copy(update={"bands": list(bands), "num_classes": num_classes})
+        return self.model_copy(update={"data": data})
+
+
+def zoo_dir() -> Path:
+    """Where the named configs live: the checkout's models/ or the installed package data."""
+    here = Path(__file__).resolve().parent
+    checkout = here.parent / "models"
+    if checkout.is_dir():
+        return checkout
+    return here / "zoo"
+
+
+def available_models() -> list[str]:
+    return sorted(p.stem for p in zoo_dir().glob("*.toml"))
+
+
+def parse_config(data: dict, source: str) -> ModelConfig:
+    try:
+        return ModelConfig.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise ConfigError(f"{source}: {where}: {first['msg']}") from exc
+
+
+def load_config(name_or_path: str) -> ModelConfig:
+    """Load a model config by zoo name (``spectralmoe_dinov3_vitl16``) or TOML path."""
+    path = Path(name_or_path)
+    if path.suffix != ".toml":
+        path = zoo_dir() / f"{name_or_path}.toml"
+        if not path.is_file():
+            raise ConfigError(
+                f"unknown model {name_or_path!r}; available: {', '.join(available_models())}"
+            )
+    elif not path.is_file():
+        raise ConfigError(f"model config {path} does not exist")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    return parse_config(data, str(path))

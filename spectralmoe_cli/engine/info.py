@@ -1,0 +1,98 @@
+"""What ``spectralmoe info`` reports: architecture, parameter counts by part, bands, classes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..checkpoint import load_checkpoint
+from ..config import ModelConfig, load_config
+from ..nn.backbones import get_spec
+from ..nn.segmentor import Segmentor
+
+
+def describe(model: str | None = None, checkpoint: str | Path | None = None) -> dict:
+    """A JSON-ready description; the model is built on the meta device (no memory, no weights)."""
+    meta = None
+    if checkpoint is not None:
+        _, meta = load_checkpoint(checkpoint)
+        cfg: ModelConfig = meta.model
+    else:
+        cfg = load_config(model or "spectralmoe_dinov3_vitl16")
+    with torch.device("meta"):
+        net = Segmentor(cfg)
+    trainable = net.trainable_parameters()
+    frozen = net.frozen_parameters()
+    spec = get_spec(cfg.backbone.name)
+    report = {
+        "model": cfg.name,
+        "description": cfg.description,
+        "backbone": {
+            "name": cfg.backbone.name, "timm": spec.timm_name, "blocks": net.backbone.depth,
+            "embed_dim": net.backbone.embed_dim, "patch_size": net.backbone.patch_size,
+            "weights": cfg.backbone.weights,
+        },
+        "depth_model": None if net.depth_model is None else {
+            "name": cfg.depth.name, "blocks": net.depth_model.depth,
+            "embed_dim": net.depth_model.embed_dim, "weights": cfg.depth.weights,
+        },
+        "plugin": cfg.plugin.model_dump(),
+        "head": cfg.head.model_dump(),
+        "feature_layers": net.layers,
+        "parameters": {
+            "trainable": {**trainable, "total": sum(trainable.values())},
+            "frozen": {**frozen, "total": sum(frozen.values())},
+        },
+        "bands": list(cfg.data.bands),
+        "classes": None,
+    }
+    if meta is not None:
+        report["classes"] = [c.model_dump() for c in meta.classes]
+        report["bands"] = [b.model_dump() for b in meta.bands]
+        report["normalization"] = {"mean": meta.mean, "std": meta.std}
+        report["tile"] = meta.tile.model_dump()
+        report["checkpoint"] = {"path": str(checkpoint), "content_hash": meta.content_hash,
+                                "contains": meta.contains, "provenance": meta.provenance}
+    return report
+
+
+def render(report: dict) -> str:
+    """The human-readable form of ``describe``'s report."""
+    p = report["parameters"]
+    b = report["backbone"]
+    lines = [
+        f"model        {report['model']}",
+        f"             {report['description']}",
+        f"backbone     {b['name']} (timm {b['timm']}), {b['blocks']} blocks, {b['embed_dim']}-d, "
+        f"patch {b['patch_size']}, weights: {b['weights']}",
+    ]
+    if report["depth_model"]:
+        d = report["depth_model"]
+        lines.append(f"depth model  {d['name']}, {d['blocks']} blocks, {d['embed_dim']}-d, weights: {d['weights']}")
+    plug = report["plugin"]
+    if plug["method"] == "spectralmoe":
+        detail = (f"experts={plug['num_experts']} top_k={plug['top_k']} rank={plug['rank']} "
+                  f"tokens={plug['num_tokens']} fusion={plug['fusion']} "
+                  f"gating={plug['gating']}(p={plug['gating_norm']:g}) query_linking={plug['link_queries']}")
+    elif plug["method"] in ("rein", "depthforge"):
+        detail = f"tokens={plug['num_tokens']} rank={plug['rank']} query_linking={plug['link_queries']}"
+    elif plug["method"] == "lora":
+        detail = f"rank={plug['rank']} alpha={plug['lora_alpha']:g} on every qkv"
+    else:
+        detail = "no plugin: head only"
+    lines.append(f"plugin       {plug['method']}: {detail}")
+    lines.append(f"head         {report['head']['type']} ({report['head']['channels']} channels), "
+                 f"features from blocks {', '.join(str(i + 1) for i in report['feature_layers'])}")
+    lines.append("parameters")
+    for kind in ("trainable", "frozen"):
+        for part, count in p[kind].items():
+            lines.append(f"  {kind:<10} {part:<9} {count:>13,}")
+    bands = report["bands"]
+    names = [x["name"] if isinstance(x, dict) else x for x in bands]
+    lines.append(f"bands        {', '.join(names)}")
+    if report["classes"]:
+        lines.append("classes      " + ", ".join(f"{c['value']}={c['name']}" for c in report["classes"]))
+    if "checkpoint" in report:
+        lines.append(f"checkpoint   {report['checkpoint']['content_hash']}")
+    return "\n".join(lines)

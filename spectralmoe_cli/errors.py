@@ -1,0 +1,70 @@
+"""Exception classes, one per exit code of the contract in DESIGN §5.
+
+Every error a user can cause is one of these; the CLI prints its message as one line and exits
+with its code. Anything else is a bug and exits 1 with a traceback hint.
+"""
+
+from __future__ import annotations
+
+
+class SpectralMoEError(Exception):
+    """Base class: an error the user can act on."""
+
+    exit_code = 1
+
+
+class UsageError(SpectralMoEError):
+    """Bad options, configuration, model name, checkpoint or weights (exit 2)."""
+
+    exit_code = 2
+
+
+class ConfigError(UsageError):
+    """A configuration file or value that cannot be used."""
+
+
+class CheckpointError(UsageError):
+    """A checkpoint that is missing, corrupted, incomplete or of another architecture."""
+
+
+class WeightsError(UsageError):
+    """Pretrained weights that cannot be found or do not fit the model."""
+
+
+class InputDataError(SpectralMoEError):
+    """Input data that cannot be used: missing band, unreadable raster, bad labels (exit 3)."""
+
+    exit_code = 3
+
+
+class BandError(InputDataError):
+    """A band that is missing, duplicated or unknown."""
+
+
+class PartialFailure(SpectralMoEError):
+    """Some items of a batch failed; the others finished and a summary was written (exit 4)."""
+
+    exit_code = 4
+
+
+class OutputValidationError(SpectralMoEError):
+    """An output that failed validation (COG, STAC item) (exit 5)."""
+
+    exit_code = 5
+
+
+class TransientError(SpectralMoEError):
+    """A network or service error that is safe to retry later (exit 75, EX_TEMPFAIL)."""
+
+    exit_code = 75
+
+
+EXIT_CODES: dict[int, str] = {
+    0: "done, or nothing to do",
+    1: "unexpected internal error (a bug)",
+    2: "usage or configuration error",
+    3: "input data error (missing band, unreadable raster, CRS, bad label values)",
+    4: "partial failure: some scenes failed; summary written",
+    5: "output validation failed",
+    75: "transient error (network, STAC API): safe to retry",
+}

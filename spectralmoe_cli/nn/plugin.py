@@ -1,0 +1,95 @@
+"""The plugin interface every fine-tuning method implements, and their registry.
+
+A plugin refines the frozen visual model's patch tokens after every block (optionally reading the
+depth model's tokens of the same layer), may hook into the blocks themselves (LoRA), adds an
+auxiliary loss, and may offer learnable tokens as Mask2Former queries (query linking).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+from torch import nn
+
+from ..config import PluginConfig
+
+PLUGINS: dict[str, Callable[[PluginConfig, int, int], "Plugin"]] = {}
+
+
+def register_plugin(name: str):
+    def wrap(cls):
+        PLUGINS[name] = cls
+        return cls
+    return wrap
+
+
+def build_plugin(cfg: PluginConfig, num_layers: int, dim: int) -> "Plugin":
+    return PLUGINS[cfg.method](cfg, num_layers, dim)
+
+
+class Plugin(nn.Module):
+    """Identity refinement; subclasses override what they change."""
+
+    needs_depth = False
+
+    def attach(self, vit: nn.Module) -> None:
+        """Hook into the frozen blocks (only methods that modify them, such as LoRA)."""
+
+    def forward(self, layer: int, patches: torch.Tensor,
+                depth: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Refined patch tokens [B, N, d] after block ``layer`` and this layer's auxiliary loss."""
+        return patches, patches.new_zeros(())
+
+    def layer_tokens(self) -> torch.Tensor | None:
+        """Per-layer learnable tokens [L, m, d] for query linking; None if the method has none."""
+        return None
+
+    def queries(self) -> torch.Tensor | None:
+        """Mask2Former positional queries [m, query_dim] made from the tokens, or None."""
+        linker = getattr(self, "linker", None)
+        tokens = self.layer_tokens()
+        if linker is None or tokens is None:
+            return None
+        return linker(tokens)
+
+    def no_weight_decay(self) -> set[str]:
+        """Parameter names trained without weight decay (tokens, gates, scale)."""
+        return set()
+
+
+class QueryLinker(nn.Module):
+    """Tokens of every layer -> instance queries (REIN's ``return_auto``).
+
+    Q_l = Linear(d, q)(T_l); Q = Linear(3q, q)(concat[max_l Q_l, mean_l Q_l, Q_last]).
+    """
+
+    def __init__(self, dim: int, query_dim: int) -> None:
+        super().__init__()
+        self.transform = nn.Linear(dim, query_dim)
+        self.merge = nn.Linear(query_dim * 3, query_dim)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        q = self.transform(tokens)  # [L, m, q]
+        pooled = torch.cat([q.max(dim=0).values, q.mean(dim=0), q[-1]], dim=-1)
+        return self.merge(pooled)
+
+
+def kaiming_uniform_(tensor: torch.Tensor) -> torch.Tensor:
+    """kaiming_uniform(a=sqrt(5)) over the last dimension as fan-in, as nn.Linear does."""
+    bound = 1.0 / math.sqrt(tensor.shape[-1])
+    with torch.no_grad():
+        return tensor.uniform_(-bound, bound)
+
+
+def token_refine(feats: torch.Tensor, keys: torch.Tensor, tokens: torch.Tensor,
+                 token2feat: nn.Linear) -> torch.Tensor:
+    """REIN's token attention: softmax(keys·Tᵀ/√d) over m tokens, first dropped, times W_t T[1:].
+
+    ``feats`` only fixes the output shape; ``keys`` is what attends (f for REIN, f + depth for
+    DepthForge, whose summed similarities are (f + d)·Tᵀ).
+    """
+    dim = feats.shape[-1]
+    attn = torch.softmax(keys @ tokens.transpose(0, 1) / math.sqrt(dim), dim=-1)
+    return attn[..., 1:] @ token2feat(tokens[1:])
