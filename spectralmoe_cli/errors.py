@@ -68,3 +68,13 @@ EXIT_CODES: dict[int, str] = {
     5: "output validation failed",
     75: "transient error (network, STAC API): safe to retry",
 }
+
+
+_BY_CODE: dict[int, type[SpectralMoEError]] = {
+    2: UsageError, 3: InputDataError, 4: PartialFailure, 5: OutputValidationError, 75: TransientError,
+}
+
+
+def error_for_code(code: int, message: str) -> SpectralMoEError:
+    """An error of the class that carries ``code`` (a bug, exit 1, for unknown codes)."""
+    return _BY_CODE.get(code, SpectralMoEError)(message)

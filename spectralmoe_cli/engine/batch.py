@@ -1,0 +1,105 @@
+"""A predict run over many scenes: one model load, per-scene isolation, a summary for cron."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import resource
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from ..errors import PartialFailure, SpectralMoEError, error_for_code
+from .inference import TileModel, pick_device
+from .models import model_from_checkpoint
+from .predict import PredictSettings, SceneResult, ScenePredictor, check_output_dir
+from .progress import Progress
+
+log = logging.getLogger("spectralmoe.predict")
+SUMMARY_NAME = "spectralmoe-summary.json"
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process (Linux reports KiB, macOS bytes)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def load_tile_model(checkpoint: Path, device: str, batch_size: int | None,
+                    deterministic: bool | None) -> TileModel:
+    model, meta = model_from_checkpoint(checkpoint)
+    dev = pick_device(device)
+    if deterministic is None:
+        deterministic = dev.type == "cpu"
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    return TileModel(model, meta, dev, batch_size or (16 if dev.type == "cuda" else 2), deterministic)
+
+
+def summarize(results: list[SceneResult], seconds: float, tile_model: TileModel) -> dict:
+    done = [r for r in results if r.status == "done"]
+    pixels = sum(r.pixels for r in done)
+    return {
+        "scenes": len(results),
+        "done": len(done),
+        "skipped": sum(r.status == "skipped" for r in results),
+        "failed": sum(r.status == "failed" for r in results),
+        "pixels": pixels,
+        "tiles": sum(r.tiles for r in results),
+        "seconds": round(seconds, 3),
+        "mpix_per_s": round(pixels / 1e6 / seconds, 4) if seconds > 0 else None,
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "time_split_s": {k: round(sum(r.seconds[k] for r in results), 3)
+                         for k in ("read", "infer", "write")},
+        "device": str(tile_model.device),
+        "batch_size": tile_model.batch_size,
+        "deterministic": tile_model.deterministic,
+        "checkpoint": {"model": tile_model.meta.model.name, "hash": tile_model.meta.content_hash},
+        "results": [asdict(r) for r in results],
+    }
+
+
+def write_summary(summary: dict, out_dir: Path) -> Path:
+    path = out_dir / SUMMARY_NAME
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.write_text(json.dumps(summary, indent=2))
+    os.replace(tmp, path)
+    return path
+
+
+def run_predict(scenes: list[str], checkpoint: Path, out_dir: Path, settings: PredictSettings,
+                device: str = "auto", batch_size: int | None = None,
+                deterministic: bool | None = None, progress: bool = True) -> dict:
+    """Predict every scene; raise PartialFailure (or the scenes' common error) if any failed."""
+    settings.validate()
+    check_output_dir(out_dir)
+    tile_model = load_tile_model(checkpoint, device, batch_size, deterministic)
+    bar = Progress(enabled=progress)
+    start = time.perf_counter()
+    results = []
+    try:
+        predictor = ScenePredictor(tile_model, settings, out_dir, bar)
+        for source in scenes:
+            results.append(predictor.run(str(source), log_errors=len(scenes) > 1))
+    finally:
+        bar.close()
+    summary = summarize(results, time.perf_counter() - start, tile_model)
+    summary["summary_file"] = str(write_summary(summary, out_dir))
+    failed = [r for r in results if r.status == "failed"]
+    if failed:
+        summary["error"] = _failure(failed, len(results))
+    return summary
+
+
+def _failure(failed: list[SceneResult], total: int) -> SpectralMoEError:
+    """One scene's error as-is; several failures (or some successes) -> exit 4."""
+    codes = {r.exit_code for r in failed}
+    if len(failed) == total and len(codes) == 1:
+        message = failed[0].error if total == 1 else f"all {total} scenes failed: {failed[0].error}"
+        return error_for_code(failed[0].exit_code or 1, message)
+    names = ", ".join(Path(r.scene).name for r in failed[:5])
+    return PartialFailure(f"{len(failed)} of {total} scene(s) failed ({names}); see the summary")

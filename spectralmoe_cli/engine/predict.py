@@ -1,0 +1,346 @@
+"""predict: stream scenes through the model into class maps (Zarr, COG, STAC item, quicklook).
+
+Per scene: a deterministic output name; a lock; a ``.partial`` Zarr store filled chunk by chunk
+(row-major, each chunk's completion marked, its overhang spilled to disk) so a killed run resumes
+with the missing chunks only; then the COG, quicklook and STAC item, each renamed into place when
+complete. Reading the next chunk overlaps with inference on the current one.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..checkpoint import CheckpointMeta
+from ..errors import InputDataError, SpectralMoEError, TransientError, UsageError
+from ..io import zarr_store
+from ..io.cog import write_class_cog
+from ..io.quicklook import write_quicklook
+from ..io.scene import Scene, open_scene
+from ..io.stac_item import build_item, write_item
+from ..io.tiling import BLENDS, Grid, tile_weight
+from .inference import TileModel
+from .mosaic import ChunkMosaic, SpillStore, class_map, probability_map
+from .progress import Progress
+from .scene_bands import model_band_indices
+
+log = logging.getLogger("spectralmoe.predict")
+FORMATS = ("cog", "zarr")
+
+
+@dataclass
+class PredictSettings:
+    """Everything that changes the map (and so the output name), plus how to run."""
+
+    bands: list[str] | None = None
+    tile: int = 512
+    overlap: int = 128
+    blend: str = "hann"
+    nodata: float | None = None
+    probabilities: bool = False
+    formats: tuple[str, ...] = FORMATS
+    chunk: int = 2048
+    force: bool = False
+    compress: str = "DEFLATE"
+    overview_resampling: str = "MODE"
+
+    def validate(self) -> None:
+        if self.tile < 16:
+            raise UsageError(f"--tile {self.tile} is too small (at least 16)")
+        if not 0 <= self.overlap < self.tile:
+            raise UsageError(f"--overlap must be in [0, tile), got {self.overlap} with tile {self.tile}")
+        if self.blend not in BLENDS:
+            raise UsageError(f"--blend must be one of {', '.join(BLENDS)}")
+        unknown = set(self.formats) - set(FORMATS)
+        if unknown or not self.formats:
+            raise UsageError(f"--format takes a comma list of {', '.join(FORMATS)}")
+        if self.chunk < 16:
+            raise UsageError(f"--chunk {self.chunk} is too small")
+
+
+@dataclass
+class SceneResult:
+    scene: str
+    status: str  # done | skipped | failed
+    name: str | None = None
+    outputs: dict[str, str] = field(default_factory=dict)
+    pixels: int = 0
+    tiles: int = 0
+    chunks_computed: int = 0
+    chunks_resumed: int = 0
+    seconds: dict[str, float] = field(default_factory=lambda: {"read": 0.0, "infer": 0.0, "write": 0.0})
+    error: str | None = None
+    exit_code: int | None = None
+
+
+def output_name(scene: Scene, meta: CheckpointMeta, settings: PredictSettings,
+                band_index: list[int]) -> str:
+    """``<scene stem>_<model>_<8 hex>``: the same scene, model and settings give the same name."""
+    source = Path(scene.source)
+    if source.exists():
+        stat = source.stat() if source.is_file() else (source / ".zattrs").stat() \
+            if (source / ".zattrs").exists() else source.stat()
+        identity = [str(source.resolve()), stat.st_size, stat.st_mtime_ns]
+    else:
+        identity = [scene.source]
+    key = {
+        "scene": identity, "checkpoint": meta.content_hash, "tile": settings.tile,
+        "overlap": settings.overlap, "blend": settings.blend, "bands": band_index,
+        "nodata": settings.nodata, "probabilities": settings.probabilities,
+    }
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:8]
+    stem = source.name.split(".")[0] if source.name else "scene"
+    return f"{stem}_{meta.model.name}_{digest}"
+
+
+@contextmanager
+def scene_lock(path: Path):
+    """An exclusive lock on the output name: a second run on the same output is refused."""
+    handle = open(path, "a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise TransientError(f"another spectralmoe run is writing {path.stem}; try later") from exc
+        yield
+    finally:
+        handle.close()
+
+
+def _classes(meta: CheckpointMeta) -> list[tuple[int, str, tuple[int, int, int]]]:
+    return [(c.value, c.name, c.rgb()) for c in meta.classes]
+
+
+class ScenePredictor:
+    """Runs one scene through a TileModel into the output folder."""
+
+    def __init__(self, tile_model: TileModel, settings: PredictSettings, out_dir: Path,
+                 progress: Progress) -> None:
+        self.model = tile_model
+        self.meta = tile_model.meta
+        self.settings = settings
+        self.out_dir = out_dir
+        self.progress = progress
+
+    def run(self, source: str, log_errors: bool = True) -> SceneResult:
+        """Predict one scene; its failure is recorded in the result, never raised."""
+        result = SceneResult(scene=source, status="failed")
+        try:
+            self._run(source, result)
+        except SpectralMoEError as exc:
+            result.error, result.exit_code = str(exc), exc.exit_code
+            if log_errors:
+                log.error("%s: %s", source, exc)
+        except Exception as exc:  # a bug, but one scene must not stop the others
+            log.exception("%s: internal error", source)
+            result.error, result.exit_code = f"internal error: {type(exc).__name__}: {exc}", 1
+        return result
+
+    def _paths(self, name: str) -> dict[str, Path]:
+        out = self.out_dir
+        return {"zarr": out / f"{name}.zarr", "partial": out / f"{name}.zarr.partial",
+                "spill": out / f"{name}.zarr.partial.spill",
+                "cog": out / f"{name}.tif", "item": out / f"{name}.json",
+                "quicklook": out / f"{name}.png", "lock": out / f".{name}.lock"}
+
+    def _run(self, source: str, result: SceneResult) -> None:
+        settings = self.settings
+        scene = open_scene(source).with_nodata(settings.nodata)
+        if scene.crs is None:
+            log.warning("%s has no CRS: the map keeps its pixel grid but has no georeferencing", source)
+        band_index = model_band_indices(scene, settings.bands, self.meta)
+        name = output_name(scene, self.meta, settings, band_index)
+        paths = self._paths(name)
+        result.name = name
+        wanted = ["item", "quicklook", *settings.formats]
+        if not settings.force and all(paths[k].exists() for k in wanted):
+            result.status = "skipped"
+            result.outputs = {k: str(paths[k]) for k in wanted}
+            log.info("%s: up to date (%s), skipped", source, name)
+            return
+        with scene_lock(paths["lock"]):
+            if settings.force:
+                for key in ("zarr", "partial", "spill", "cog", "item", "quicklook"):
+                    _remove(paths[key])
+            if not paths["zarr"].exists():
+                self._fill_store(scene, band_index, paths["partial"], result)
+                zarr_store.finalize_store(paths["partial"])
+                os.replace(paths["partial"], paths["zarr"])
+            self._derive_outputs(scene, name, source, paths, result)
+        paths["lock"].unlink(missing_ok=True)
+        result.status = "done"
+
+    def _fill_store(self, scene: Scene, band_index: list[int], store: Path,
+                    result: SceneResult) -> None:
+        s = self.settings
+        grid = Grid(scene.height, scene.width, s.tile, s.tile - s.overlap)
+        chunk = max(grid.chunk_size(s.chunk), -(-s.tile // grid.stride) * grid.stride)
+        if store.exists():
+            attrs = json.loads((store / ".zattrs").read_text()) if (store / ".zattrs").exists() else {}
+            if attrs.get("spectralmoe:chunk") != chunk:
+                log.info("%s: discarding a partial output made with another chunk size", store.name)
+                _remove(store)
+        if not store.exists():
+            zarr_store.create_store(
+                store, scene.height, scene.width, chunk, scene.crs, scene.transform,
+                len(self.meta.classes), s.probabilities,
+                {"spectralmoe:chunk": chunk, "spectralmoe:source": scene.source,
+                 "spectralmoe:checkpoint_hash": self.meta.content_hash,
+                 "classes": [c.model_dump() for c in self.meta.classes]})
+        group = zarr_store.open_store(store)
+        spills = SpillStore(store.with_name(store.name + ".spill"))
+        chunks = grid.chunks(chunk)
+        todo = [c for c in chunks if not zarr_store.chunk_done(group, *c)]
+        result.chunks_resumed = len(chunks) - len(todo)
+        result.pixels = scene.height * scene.width
+        if result.chunks_resumed:
+            log.info("%s: resuming, %d of %d chunks already done", scene.source,
+                     result.chunks_resumed, len(chunks))
+        task = self.progress.start(Path(scene.source).name, total=len(todo))
+        with ThreadPoolExecutor(1, thread_name_prefix="read") as reader, \
+                ThreadPoolExecutor(1, thread_name_prefix="write") as writer:
+            pending_read: Future | None = None
+            pending_writes: list[Future] = []
+            for n, (i, j) in enumerate(todo):
+                mosaic = ChunkMosaic(grid, chunk, i, j, len(self.meta.classes))
+                data, valid, read_s = (pending_read or reader.submit(
+                    self._read, scene, band_index, mosaic)).result()
+                if n + 1 < len(todo):
+                    pending_read = reader.submit(
+                        self._read, scene, band_index,
+                        ChunkMosaic(grid, chunk, *todo[n + 1], len(self.meta.classes)))
+                result.seconds["read"] += read_s
+                start = time.perf_counter()
+                result.tiles += self._infer_chunk(grid, mosaic, data, valid)
+                result.seconds["infer"] += time.perf_counter() - start
+                for part, path in spills.incoming(i, j):
+                    mosaic.absorb(part, np.load(path))
+                spills.save(i, j, mosaic.spills())
+                core_valid = valid[:mosaic.y1 - mosaic.y0, :mosaic.x1 - mosaic.x0]
+                pending_writes.append(writer.submit(
+                    self._write_chunk, group, spills, mosaic, core_valid, result))
+                result.chunks_computed += 1
+                self.progress.advance(task)
+            for future in pending_writes:
+                future.result()
+        self.progress.finish(task)
+        shutil.rmtree(spills.folder, ignore_errors=True)
+
+    def _read(self, scene: Scene, band_index: list[int], mosaic: ChunkMosaic
+              ) -> tuple[np.ndarray, np.ndarray, float]:
+        start = time.perf_counter()
+        data, valid = scene.read(band_index, *mosaic.region)
+        return data, valid, time.perf_counter() - start
+
+    def _infer_chunk(self, grid: Grid, mosaic: ChunkMosaic, data: np.ndarray,
+                     valid: np.ndarray) -> int:
+        t = grid.tile
+        batch = self.model.batch_size
+        origins, tiles, masks = [], [], []
+        computed = 0
+
+        def flush() -> None:
+            weights = np.stack([tile_weight(grid, y, x, self.settings.blend) for y, x in origins])
+            contrib, wsum = self.model.contributions(np.stack(tiles), np.stack(masks), weights)
+            for (y, x), c, w in zip(origins, contrib, wsum):
+                mosaic.add(y, x, c, w)
+            origins.clear(), tiles.clear(), masks.clear()
+
+        for y, x in mosaic.tiles:
+            ys, xs = y - mosaic.y0, x - mosaic.x0
+            tile_valid = valid[ys:ys + t, xs:xs + t]
+            if not tile_valid.any():
+                continue  # a fully invalid tile never reaches the model
+            tile = data[:, ys:ys + t, xs:xs + t]
+            if tile.shape[1:] != (t, t):  # only when the scene is smaller than a tile
+                pad = ((0, 0), (0, t - tile.shape[1]), (0, t - tile.shape[2]))
+                tile = np.pad(tile, pad, mode="symmetric")
+                tile_valid = np.pad(tile_valid, pad[1:], constant_values=False)
+            origins.append((y, x))
+            tiles.append(tile)
+            masks.append(tile_valid)
+            computed += 1
+            if len(tiles) == batch:
+                flush()
+        if tiles:
+            flush()
+        return computed
+
+    def _write_chunk(self, group, spills: SpillStore, mosaic: ChunkMosaic,
+                     valid: np.ndarray, result: SceneResult) -> None:
+        start = time.perf_counter()
+        core = mosaic.core()
+        rows = slice(mosaic.y0, mosaic.y1)
+        cols = slice(mosaic.x0, mosaic.x1)
+        group["classes"][rows, cols] = class_map(core, valid, zarr_store.NODATA)
+        if self.settings.probabilities:
+            group["probabilities"][:, rows, cols] = probability_map(core, valid, zarr_store.NODATA)
+        zarr_store.mark_chunk_done(group, mosaic.i, mosaic.j)
+        for _, path in spills.incoming(mosaic.i, mosaic.j):
+            path.unlink(missing_ok=True)
+        result.seconds["write"] += time.perf_counter() - start
+
+    def _derive_outputs(self, scene: Scene, name: str, source: str, paths: dict[str, Path],
+                        result: SceneResult) -> None:
+        start = time.perf_counter()
+        classes = _classes(self.meta)
+        formats = self.settings.formats
+        if "cog" in formats and not paths["cog"].exists():
+            write_class_cog(paths["zarr"], paths["cog"], scene.crs, scene.transform, classes,
+                            self.settings.compress, self.settings.overview_resampling)
+        if not paths["quicklook"].exists():
+            raster = paths["cog"] if "cog" in formats else f'ZARR:"{paths["zarr"]}":/classes'
+            write_quicklook(raster, paths["quicklook"], classes,
+                            f"{Path(source).name} — {self.meta.model.name}")
+        assets = {"quicklook": paths["quicklook"]}
+        if "cog" in formats:
+            assets["classes"] = paths["cog"]
+        if "zarr" in formats:
+            assets["zarr"] = paths["zarr"]
+        settings = {k: v for k, v in asdict(self.settings).items()
+                    if k in ("tile", "overlap", "blend", "nodata", "probabilities")}
+        item = build_item(name, source, scene.crs, scene.transform, scene.height, scene.width,
+                          classes, assets, {"name": self.meta.model.name,
+                                            "checkpoint_hash": self.meta.content_hash},
+                          settings, __version__)
+        write_item(item, paths["item"])
+        if "zarr" not in formats:
+            _remove(paths["zarr"])
+        result.outputs = {k: str(paths[k]) for k in ("item", "quicklook", "cog", "zarr")
+                          if paths[k].exists()}
+        result.seconds["write"] += time.perf_counter() - start
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def check_output_dir(out_dir: Path) -> None:
+    """Fail early (exit 2) on an output folder that cannot be created or written."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / f".write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise UsageError(f"cannot write to --out {out_dir}: {exc.strerror or exc}") from exc
+
+
+def require_inputs(scenes: list[str]) -> None:
+    if not scenes:
+        raise InputDataError("no scene given")

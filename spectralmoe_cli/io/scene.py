@@ -1,0 +1,149 @@
+"""Scenes in: any GDAL raster or a Zarr store, opened lazily (rioxarray + dask), read by window.
+
+A pixel is invalid when any selected band equals that band's declared nodata or is not finite.
+A file that declares no nodata has none: 0 is never assumed. Declared scale/offset are applied,
+so the model always sees physical values.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import rioxarray
+import xarray as xr
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.errors import RasterioIOError
+
+from ..errors import InputDataError
+
+READ_CHUNK = 1024  # dask chunk of the lazy array; a window read touches only its chunks
+
+
+@dataclass
+class Scene:
+    """A lazily opened scene; ``read`` returns float32 values and a validity mask."""
+
+    source: str
+    array: xr.DataArray = field(repr=False)  # dims (band, y, x), lazy
+    crs: CRS | None
+    transform: Affine
+    descriptions: list[str | None]
+    nodata: list[float | None]
+    scales: list[float]
+    offsets: list[float]
+    dtype: str
+
+    @property
+    def count(self) -> int:
+        return self.array.sizes["band"]
+
+    @property
+    def height(self) -> int:
+        return self.array.sizes["y"]
+
+    @property
+    def width(self) -> int:
+        return self.array.sizes["x"]
+
+    def with_nodata(self, value: float | None) -> "Scene":
+        """The same scene with every band's nodata overridden (``--nodata``)."""
+        if value is None:
+            return self
+        return Scene(self.source, self.array, self.crs, self.transform, self.descriptions,
+                     [value] * self.count, self.scales, self.offsets, self.dtype)
+
+    def read(self, bands: list[int], y0: int, y1: int, x0: int, x1: int
+             ) -> tuple[np.ndarray, np.ndarray]:
+        """Bands (0-based, in the order given) over rows y0:y1, cols x0:x1, and validity."""
+        try:
+            raw = np.asarray(self.array.isel(band=bands, y=slice(y0, y1), x=slice(x0, x1)).values)
+        except (RasterioIOError, OSError, RuntimeError, ValueError) as exc:
+            raise InputDataError(f"cannot read {self.source} at rows {y0}:{y1}, cols {x0}:{x1}: "
+                                 f"{_first_line(exc)}") from exc
+        data = raw.astype(np.float32, copy=True)
+        valid = np.ones(data.shape[1:], dtype=bool)
+        for k, band in enumerate(bands):
+            nodata = self.nodata[band]
+            if nodata is not None:
+                valid &= ~(np.isnan(data[k]) if np.isnan(nodata) else raw[k] == nodata)
+            scale, offset = self.scales[band], self.offsets[band]
+            if scale != 1.0 or offset != 0.0:
+                data[k] = data[k] * scale + offset
+        valid &= np.isfinite(data).all(axis=0)
+        return data, valid
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _is_zarr(path: Path) -> bool:
+    return path.is_dir() and any((path / marker).exists()
+                                 for marker in (".zgroup", ".zarray", "zarr.json", ".zmetadata"))
+
+
+def open_scene(source: str | Path) -> Scene:
+    """Open a scene lazily; InputDataError (exit 3) if it is missing, a folder or unreadable."""
+    path = Path(source)
+    if "://" not in str(source) and not str(source).startswith("/vsi"):
+        if not path.exists():
+            raise InputDataError(f"scene {source} does not exist")
+        if _is_zarr(path):
+            return _open_zarr(path)
+        if path.is_dir():
+            raise InputDataError(f"scene {source} is a directory, not a raster or a Zarr store")
+    return _open_gdal(str(source))
+
+
+def _open_gdal(source: str) -> Scene:
+    try:
+        with rasterio.open(source) as src:
+            meta = dict(crs=src.crs, transform=src.transform, descriptions=list(src.descriptions),
+                        nodata=list(src.nodatavals), scales=[float(s) for s in src.scales],
+                        offsets=[float(o) for o in src.offsets], dtype=src.dtypes[0])
+            if src.count == 0 or src.width == 0 or src.height == 0:
+                raise InputDataError(f"scene {source} has no pixels")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            array = rioxarray.open_rasterio(
+                source, chunks={"band": -1, "y": READ_CHUNK, "x": READ_CHUNK}, lock=False,
+                cache=False, mask_and_scale=False)
+    except RasterioIOError as exc:
+        raise InputDataError(f"cannot open {source}: {_first_line(exc)}") from exc
+    if isinstance(array, list):
+        raise InputDataError(f"{source} holds several subdatasets; name one (e.g. NETCDF:file:var)")
+    return Scene(source=source, array=array, **meta)
+
+
+def _open_zarr(path: Path) -> Scene:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = xr.open_zarr(path, mask_and_scale=False, decode_coords="all")
+    except Exception as exc:  # zarr raises many types for a damaged store
+        raise InputDataError(f"cannot open Zarr store {path}: {_first_line(exc)}") from exc
+    candidates = [v for v in ds.data_vars if set(ds[v].dims) >= {"y", "x"} and ds[v].ndim in (2, 3)]
+    if not candidates:
+        raise InputDataError(f"Zarr store {path} has no (band, y, x) or (y, x) array")
+    array = ds[candidates[0]]
+    if array.ndim == 2:
+        array = array.expand_dims("band")
+    array = array.transpose("band", "y", "x")
+    names = [str(b) for b in array["band"].values] if "band" in array.coords and \
+        array["band"].dtype.kind in "UO" else list(array.attrs.get("band_names", [None] * array.sizes["band"]))
+    nodata = array.attrs.get("_FillValue", array.encoding.get("_FillValue"))
+    count = array.sizes["band"]
+    try:
+        crs = array.rio.crs
+        transform = array.rio.transform()
+    except Exception as exc:
+        raise InputDataError(f"Zarr store {path}: cannot read its georeferencing ({_first_line(exc)})") from exc
+    return Scene(source=str(path), array=array, crs=crs, transform=transform, descriptions=names,
+                 nodata=[None if nodata is None else float(nodata)] * count, scales=[1.0] * count,
+                 offsets=[0.0] * count, dtype=str(array.dtype))

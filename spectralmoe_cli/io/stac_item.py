@@ -1,0 +1,102 @@
+"""The STAC item describing one predicted map: where it is, what it holds, where it came from."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.warp import transform_geom
+
+from .zarr_store import NODATA
+
+EXTENSIONS = [
+    "https://stac-extensions.github.io/projection/v2.0.0/schema.json",
+    "https://stac-extensions.github.io/raster/v1.1.0/schema.json",
+    "https://stac-extensions.github.io/classification/v2.0.0/schema.json",
+    "https://stac-extensions.github.io/file/v2.1.0/schema.json",
+    "https://stac-extensions.github.io/processing/v1.2.0/schema.json",
+]
+
+
+def file_checksum(path: Path) -> str:
+    """A multihash (sha2-256) as ``file:checksum`` wants it."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return "1220" + digest.hexdigest()
+
+
+def _footprint(crs: CRS | None, transform: Affine, height: int, width: int):
+    if crs is None:
+        return None, None
+    corners = [transform @ (0, 0), transform @ (width, 0), transform @ (width, height),
+               transform @ (0, height)]
+    polygon = {"type": "Polygon", "coordinates": [[list(c) for c in corners + corners[:1]]]}
+    geometry = transform_geom(crs, "EPSG:4326", polygon)
+    ring = geometry["coordinates"][0]
+    lons, lats = [p[0] for p in ring], [p[1] for p in ring]
+    return geometry, [min(lons), min(lats), max(lons), max(lats)]
+
+
+def build_item(name: str, source: str, crs: CRS | None, transform: Affine, height: int,
+               width: int, classes: list[tuple[int, str, tuple[int, int, int]]],
+               assets: dict[str, Path], model: dict, settings: dict, version: str,
+               source_item: str | None = None) -> dict:
+    """A STAC 1.1 item; asset hrefs are relative to the item's folder."""
+    geometry, bbox = _footprint(crs, transform, height, width)
+    left, top = transform.c, transform.f
+    right, bottom = transform @ (width, height)
+    classification = [{"value": v, "name": n, "color_hint": "%02X%02X%02X" % rgb}
+                      for v, n, rgb in classes]
+    properties = {
+        "datetime": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "proj:code": f"EPSG:{crs.to_epsg()}" if crs is not None and crs.to_epsg() else None,
+        "proj:shape": [height, width],
+        "proj:transform": [transform.a, transform.b, transform.c, transform.d, transform.e, transform.f],
+        "proj:bbox": [min(left, right), min(top, bottom), max(left, right), max(top, bottom)],
+        "processing:software": {"spectralmoe": version},
+        "spectralmoe:model": model,
+        "spectralmoe:settings": settings,
+    }
+    if crs is not None and not crs.to_epsg():
+        properties["proj:wkt2"] = crs.to_wkt()
+    out_assets: dict[str, dict] = {}
+    for key, path in assets.items():
+        asset: dict = {"href": f"./{path.name}"}
+        if key == "classes":
+            asset.update({
+                "type": "image/tiff; application=geotiff; profile=cloud-optimized",
+                "roles": ["data"], "title": "land-cover classes",
+                "raster:bands": [{"nodata": NODATA, "data_type": "uint8"}],
+                "classification:classes": classification,
+                "file:checksum": file_checksum(path), "file:size": os.path.getsize(path),
+            })
+        elif key == "zarr":
+            asset.update({"type": "application/vnd+zarr", "roles": ["data"],
+                          "title": "classes (and probabilities) as Zarr",
+                          "classification:classes": classification})
+        elif key == "quicklook":
+            asset.update({"type": "image/png", "roles": ["thumbnail", "overview"],
+                          "title": "quicklook with legend"})
+        out_assets[key] = asset
+    links = [{"rel": "derived_from", "href": source_item or source,
+              "type": "application/geo+json" if source_item else "image/tiff"}]
+    item = {
+        "type": "Feature", "stac_version": "1.1.0", "stac_extensions": EXTENSIONS, "id": name,
+        "geometry": geometry, "properties": properties, "links": links, "assets": out_assets,
+    }
+    if bbox is not None:
+        item["bbox"] = bbox
+    return item
+
+
+def write_item(item: dict, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.write_text(json.dumps(item, indent=2))
+    os.replace(tmp, path)

@@ -1,0 +1,110 @@
+"""The global tile grid, the processing chunks that own its tiles, and the blending weights.
+
+Tiles of size T start at multiples of the stride S = T - overlap from the scene origin; the last
+row and column are anchored at the scene edge, so every pixel is covered (a scene smaller than a
+tile gets one padded tile). Chunks are squares of a multiple of S; a chunk owns the tiles whose
+origin lies inside it, so no tile is ever computed twice. Blending accumulates w·p in fixed point
+(integers), which makes the sum independent of the order tiles arrive in: the map is bit-identical
+for any chunk size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+FIXED_ONE = 1 << 22  # fixed-point unit: 9 overlapping tiles of weight 1 stay far below 2**31
+WEIGHT_FLOOR = 1e-3  # no valid pixel covered by a tile ever gets weight zero
+CENTER_FLOOR = 1e-6  # center crop: a margin pixel defers to the neighbouring core
+BLENDS = ("hann", "linear", "none", "center")
+
+
+def axis_origins(size: int, tile: int, stride: int) -> list[int]:
+    """Tile starts along one axis: 0, S, 2S, ... and one anchored at the edge."""
+    if size <= tile:
+        return [0]
+    origins = list(range(0, size - tile, stride))
+    origins.append(size - tile)
+    return origins
+
+
+@dataclass(frozen=True)
+class Grid:
+    height: int
+    width: int
+    tile: int
+    stride: int
+
+    @property
+    def overlap(self) -> int:
+        return self.tile - self.stride
+
+    def rows(self) -> list[int]:
+        return axis_origins(self.height, self.tile, self.stride)
+
+    def cols(self) -> list[int]:
+        return axis_origins(self.width, self.tile, self.stride)
+
+    def chunk_size(self, requested: int) -> int:
+        """The processing chunk: the requested size rounded to a multiple of the stride."""
+        return max(1, round(requested / self.stride)) * self.stride
+
+    def chunks(self, chunk: int) -> list[tuple[int, int]]:
+        """Chunk indices (i, j), row-major, covering the scene."""
+        n_i = -(-self.height // chunk)
+        n_j = -(-self.width // chunk)
+        return [(i, j) for i in range(n_i) for j in range(n_j)]
+
+    def owned_tiles(self, chunk: int, i: int, j: int) -> list[tuple[int, int]]:
+        """Tile origins (y, x) inside chunk (i, j), row-major."""
+        y0, x0 = i * chunk, j * chunk
+        ys = [y for y in self.rows() if y0 <= y < y0 + chunk]
+        xs = [x for x in self.cols() if x0 <= x < x0 + chunk]
+        return [(y, x) for y in ys for x in xs]
+
+    def chunk_bounds(self, chunk: int, i: int, j: int) -> tuple[int, int, int, int]:
+        """Output pixels of chunk (i, j): y0, y1, x0, x1 (clipped to the scene)."""
+        return (i * chunk, min((i + 1) * chunk, self.height),
+                j * chunk, min((j + 1) * chunk, self.width))
+
+
+def _ramp(n: int, blend: str, overlap: int, taper_start: bool, taper_end: bool) -> np.ndarray:
+    """One axis of a tile's weight; no taper on a side that touches the scene border."""
+    t = np.arange(n, dtype=np.float64)
+    if blend == "none":
+        w = np.ones(n)
+    elif blend == "hann":
+        w = np.sin(np.pi * (t + 0.5) / n) ** 2
+        half = n // 2
+        if not taper_start:
+            w[:half] = 1.0
+        if not taper_end:
+            w[n - half:] = 1.0
+    elif blend == "linear":
+        w = np.ones(n)
+        if overlap > 0:
+            ramp = (np.arange(overlap) + 0.5) / overlap
+            if taper_start:
+                w[:overlap] = np.minimum(w[:overlap], ramp)
+            if taper_end:
+                w[n - overlap:] = np.minimum(w[n - overlap:], ramp[::-1])
+    elif blend == "center":
+        w = np.ones(n)
+        margin = overlap // 2
+        if margin:
+            if taper_start:
+                w[:margin] = 0.0
+            if taper_end:
+                w[n - margin:] = 0.0
+    else:
+        raise ValueError(blend)
+    return np.maximum(w, CENTER_FLOOR if blend == "center" else WEIGHT_FLOOR)
+
+
+def tile_weight(grid: Grid, y: int, x: int, blend: str) -> np.ndarray:
+    """The T×T blending weight of the tile at (y, x), edge-aware, in [floor, 1]."""
+    t = grid.tile
+    wy = _ramp(t, blend, grid.overlap, taper_start=y > 0, taper_end=y + t < grid.height)
+    wx = _ramp(t, blend, grid.overlap, taper_start=x > 0, taper_end=x + t < grid.width)
+    return np.outer(wy, wx).astype(np.float32)

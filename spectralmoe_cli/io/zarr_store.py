@@ -1,0 +1,105 @@
+"""The class-map Zarr store: chunked like the processing, georeferenced for rioxarray and GDAL.
+
+Zarr format 2 (GDAL 3.10 reads v2 reliably), with CF ``spatial_ref`` + ``grid_mapping`` for
+rioxarray, GDAL's ``_CRS`` attribute, x/y pixel-centre coordinates, and GeoZarr ``proj:`` /
+``spatial:`` convention attributes. Chunk completion is recorded in a small array in the store, one Zarr chunk per processing chunk,
+so a killed run resumes where it stopped;
+the table is dropped when the store is complete.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numcodecs
+import numpy as np
+import zarr
+from affine import Affine
+from rasterio.crs import CRS
+
+NODATA = 255
+_DONE = "_chunks_done"  # one uint8 per processing chunk, one Zarr chunk each
+_COMPRESSOR = numcodecs.Zstd(level=3)
+
+
+def geo_attributes(crs: CRS | None, transform: Affine, height: int, width: int) -> dict:
+    """GeoZarr ``proj:`` and ``spatial:`` convention attributes."""
+    left, top = transform.c, transform.f
+    right, bottom = transform @ (width, height)
+    attrs: dict = {
+        "spatial:dimensions": ["y", "x"],
+        "spatial:transform": [transform.a, transform.b, transform.c,
+                              transform.d, transform.e, transform.f],
+        "spatial:shape": [height, width],
+        "spatial:bbox": [min(left, right), min(top, bottom), max(left, right), max(top, bottom)],
+        "spatial:registration": "pixel",
+        "zarr_conventions": ["spatial", "geo-proj"],
+    }
+    if crs is not None:
+        epsg = crs.to_epsg()
+        if epsg:
+            attrs["proj:code"] = f"EPSG:{epsg}"
+        attrs["proj:wkt2"] = crs.to_wkt()
+    return attrs
+
+
+def create_store(path: Path, height: int, width: int, chunk: int, crs: CRS | None,
+                 transform: Affine, num_classes: int, probabilities: bool, attrs: dict) -> zarr.Group:
+    """An empty store (every pixel nodata) ready for region writes, with a chunk-done table."""
+    group = zarr.open_group(str(path), mode="w", zarr_format=2)
+    geo = geo_attributes(crs, transform, height, width)
+    group.attrs.update({**geo, **attrs})
+    classes = group.create_array("classes", shape=(height, width), chunks=(chunk, chunk),
+                                 dtype="uint8", fill_value=NODATA, compressors=_COMPRESSOR)
+    data_attrs = {"_ARRAY_DIMENSIONS": ["y", "x"], "grid_mapping": "spatial_ref",
+                  "coordinates": "spatial_ref", "long_name": "land-cover class", **geo}
+    if crs is not None:
+        data_attrs["_CRS"] = {"wkt": crs.to_wkt()}
+    classes.attrs.update(data_attrs)
+    if probabilities:
+        probs = group.create_array("probabilities", shape=(num_classes, height, width),
+                                   chunks=(num_classes, chunk, chunk), dtype="uint8",
+                                   fill_value=NODATA, compressors=_COMPRESSOR)
+        probs.attrs.update({**data_attrs, "_ARRAY_DIMENSIONS": ["class", "y", "x"],
+                            "long_name": "class probability x 250 (255 = nodata)",
+                            "scale_factor": 1 / 250})
+    x = group.create_array("x", shape=(width,), dtype="float64", compressors=None, fill_value=None)
+    x[:] = transform.c + transform.a * (np.arange(width) + 0.5)
+    x.attrs.update({"_ARRAY_DIMENSIONS": ["x"], "standard_name": "projection_x_coordinate"})
+    y = group.create_array("y", shape=(height,), dtype="float64", compressors=None, fill_value=None)
+    y[:] = transform.f + transform.e * (np.arange(height) + 0.5)
+    y.attrs.update({"_ARRAY_DIMENSIONS": ["y"], "standard_name": "projection_y_coordinate"})
+    ref = group.create_array("spatial_ref", shape=(), dtype="int32", fill_value=None)
+    ref[...] = 0
+    ref_attrs = {"_ARRAY_DIMENSIONS": [], "GeoTransform": " ".join(repr(v) for v in transform.to_gdal())}
+    if crs is not None:
+        ref_attrs.update({"crs_wkt": crs.to_wkt(), "spatial_ref": crs.to_wkt()})
+    ref.attrs.update(ref_attrs)
+    rows, cols = -(-height // chunk), -(-width // chunk)
+    done = group.create_array(_DONE, shape=(rows, cols), chunks=(1, 1), dtype="uint8",
+                              fill_value=0, compressors=None)
+    done.attrs["_ARRAY_DIMENSIONS"] = ["chunk_row", "chunk_col"]
+    return group
+
+
+def open_store(path: Path) -> zarr.Group:
+    return zarr.open_group(str(path), mode="r+", zarr_format=2)
+
+
+def chunk_done(group: zarr.Group, i: int, j: int) -> bool:
+    """Whether chunk (i, j) was written; a marker damaged by a kill counts as not done."""
+    try:
+        return bool(group[_DONE][i, j])
+    except Exception:
+        return False
+
+
+def mark_chunk_done(group: zarr.Group, i: int, j: int) -> None:
+    group[_DONE][i, j] = 1
+
+
+def finalize_store(path: Path) -> None:
+    """Drop the chunk-done table and consolidate metadata: the store is complete."""
+    group = open_store(path)
+    del group[_DONE]
+    zarr.consolidate_metadata(str(path))
