@@ -135,6 +135,8 @@ def predict(
     compress: Optional[str] = typer.Option(None, "--compress", help="COG compression: DEFLATE or ZSTD [default: DEFLATE]."),
     overview_resampling: Optional[str] = typer.Option(None, "--overview-resampling",
                                                       help="COG overviews: MODE or NEAREST [default: MODE]."),
+    compile_model: Optional[bool] = typer.Option(None, "--compile/--no-compile",
+                                                 help="torch.compile the model (worth it for long GPU runs)."),
     config: Optional[Path] = typer.Option(None, "--config", help="TOML/YAML file with defaults for these options."),
     force: bool = typer.Option(False, "--force", help="Recompute outputs that already exist."),
     as_json: bool = typer.Option(False, "--json", help="Print the run summary as JSON on stdout."),
@@ -180,11 +182,13 @@ def predict(
     run_device = str(_pick(device, conf, "device", "auto"))
     run_batch = _pick(batch_size, conf, "batch_size", None)
     run_deterministic = _pick(deterministic, conf, "deterministic", None)
+    run_compile = bool(_pick(compile_model, conf, "compile", False))
     if conf:
         raise ConfigError(f"--config {config}: unknown option(s) {', '.join(sorted(conf))}")
     summary = run_predict(scenes, checkpoint, out, settings, device=run_device,
                           batch_size=run_batch, deterministic=run_deterministic,
-                          progress=logging.getLogger("spectralmoe").level <= logging.INFO)
+                          progress=logging.getLogger("spectralmoe").level <= logging.INFO,
+                          compile_model=run_compile)
     error = summary.pop("error", None)
     if as_json:
         typer.echo(json.dumps(summary, indent=2))

@@ -30,14 +30,15 @@ def peak_rss_mb() -> float:
 
 
 def load_tile_model(checkpoint: Path, device: str, batch_size: int | None,
-                    deterministic: bool | None) -> TileModel:
+                    deterministic: bool | None, compile_model: bool = False) -> TileModel:
     model, meta = model_from_checkpoint(checkpoint)
     dev = pick_device(device)
     if deterministic is None:
         deterministic = dev.type == "cpu"
     if deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
-    return TileModel(model, meta, dev, batch_size or (16 if dev.type == "cuda" else 2), deterministic)
+    return TileModel(model, meta, dev, batch_size or (16 if dev.type == "cuda" else 2), deterministic,
+                     compile_model)
 
 
 def summarize(results: list[SceneResult], seconds: float, tile_model: TileModel) -> dict:
@@ -73,11 +74,12 @@ def write_summary(summary: dict, out_dir: Path) -> Path:
 
 def run_predict(scenes: list[str], checkpoint: Path, out_dir: Path, settings: PredictSettings,
                 device: str = "auto", batch_size: int | None = None,
-                deterministic: bool | None = None, progress: bool = True) -> dict:
+                deterministic: bool | None = None, progress: bool = True,
+                compile_model: bool = False) -> dict:
     """Predict every scene; raise PartialFailure (or the scenes' common error) if any failed."""
     settings.validate()
     check_output_dir(out_dir)
-    tile_model = load_tile_model(checkpoint, device, batch_size, deterministic)
+    tile_model = load_tile_model(checkpoint, device, batch_size, deterministic, compile_model)
     bar = Progress(enabled=progress)
     start = time.perf_counter()
     results = []

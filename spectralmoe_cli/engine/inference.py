@@ -3,11 +3,13 @@
 Normalisation uses the checkpoint's statistics, never the tile's. In deterministic mode every
 forward pass has exactly ``batch_size`` tiles (the last batch is padded), because a tile's result
 can change in its last bits with the batch size; then a tile gives the same bits whatever chunk
-or batch it lands in.
+or batch it lands in. On CUDA (fast mode) tiles go through pinned host memory with non-blocking
+copies under bf16 autocast (fp16 where bf16 is missing), and an out-of-memory batch is halved.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 
@@ -18,6 +20,8 @@ from ..checkpoint import CheckpointMeta
 from ..errors import UsageError
 from ..io.tiling import FIXED_ONE
 from ..nn.segmentor import Segmentor
+
+log = logging.getLogger("spectralmoe.inference")
 
 
 def pick_device(name: str) -> torch.device:
@@ -35,6 +39,13 @@ def pick_device(name: str) -> torch.device:
     return device
 
 
+def autocast_dtype(device: torch.device) -> torch.dtype | None:
+    """bf16 where the GPU has it, else fp16; None (full precision) on the CPU."""
+    if device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
 @dataclass
 class Timing:
     infer: float = 0.0
@@ -45,8 +56,9 @@ class TileModel:
     """A loaded model with its normalisation, batching and device placement."""
 
     def __init__(self, model: Segmentor, meta: CheckpointMeta, device: torch.device,
-                 batch_size: int, deterministic: bool) -> None:
+                 batch_size: int, deterministic: bool, compile_model: bool = False) -> None:
         self.model = model.to(device).eval()
+        self.forward = torch.compile(self.model, dynamic=False) if compile_model else self.model
         self.meta = meta
         self.device = device
         self.batch_size = batch_size
@@ -54,24 +66,45 @@ class TileModel:
         self.num_classes = len(meta.classes)
         self.mean = torch.tensor(meta.mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
         self.std = torch.tensor(meta.std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
-        self.autocast = device.type == "cuda" and not deterministic
+        self.amp = None if deterministic else autocast_dtype(device)
+        self.pin = device.type == "cuda"
         self.timing = Timing()
+
+    def _to_device(self, array: np.ndarray) -> torch.Tensor:
+        tensor = torch.from_numpy(np.ascontiguousarray(array))
+        if self.pin:
+            tensor = tensor.pin_memory()
+        return tensor.to(self.device, non_blocking=self.pin)
+
+    def _forward(self, batch: np.ndarray, valid: np.ndarray) -> torch.Tensor:
+        x = self._to_device(batch)
+        mask = self._to_device(valid).unsqueeze(1)
+        x = torch.where(mask, (x - self.mean) / self.std, torch.zeros((), device=self.device))
+        n = x.shape[0]
+        if self.deterministic and n < self.batch_size:
+            x = torch.cat([x, x.new_zeros((self.batch_size - n, *x.shape[1:]))])
+        with torch.autocast(self.device.type, dtype=self.amp or torch.float32, enabled=self.amp is not None):
+            logits, _ = self.forward(x)
+        return torch.softmax(logits[:n].float(), dim=1)
 
     @torch.inference_mode()
     def probabilities(self, tiles: np.ndarray, valid: np.ndarray) -> torch.Tensor:
         """Softmax probabilities [n, K, T, T] for raw tiles [n, C, T, T]; invalid pixels -> mean."""
         start = time.perf_counter()
         outs = []
-        for s in range(0, len(tiles), self.batch_size):
-            batch = torch.from_numpy(tiles[s:s + self.batch_size]).to(self.device, non_blocking=True)
-            mask = torch.from_numpy(valid[s:s + self.batch_size]).to(self.device).unsqueeze(1)
-            x = torch.where(mask, (batch - self.mean) / self.std, torch.zeros((), device=self.device))
-            n = x.shape[0]
-            if self.deterministic and n < self.batch_size:
-                x = torch.cat([x, x.new_zeros((self.batch_size - n, *x.shape[1:]))])
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
-                logits, _ = self.model(x)
-            outs.append(torch.softmax(logits[:n].float(), dim=1))
+        s = 0
+        while s < len(tiles):
+            try:
+                outs.append(self._forward(tiles[s:s + self.batch_size], valid[s:s + self.batch_size]))
+            except torch.OutOfMemoryError:
+                if self.batch_size == 1:
+                    raise
+                self.batch_size //= 2
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                log.warning("out of memory on %s: batch size halved to %d", self.device, self.batch_size)
+                continue
+            s += len(outs[-1])
         self.timing.infer += time.perf_counter() - start
         self.timing.tiles += len(tiles)
         return torch.cat(outs)

@@ -1,0 +1,152 @@
+"""Measure predict: end-to-end vs model-only throughput, peak memory vs scene size, time split.
+
+Prints one JSON document. Everything runs on random weights (speed and memory do not depend on
+them). Usage:
+
+    python benchmarks/predict.py [--model spectralmoe_tiny] [--tile 512] [--device cpu]
+
+(a) ratio = end-to-end tiles/s ÷ model-only tiles/s on the same tiles with the same model;
+(b) peak RSS of separate ``spectralmoe predict`` processes on a small and a large 4-band scene;
+(c) the read/infer/write split reported by predict itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import torch
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.windows import Window
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from spectralmoe_cli.checkpoint import BandInfo, CheckpointMeta, ClassInfo, TileDefaults  # noqa: E402
+from spectralmoe_cli.config import load_config  # noqa: E402
+from spectralmoe_cli.engine.batch import load_tile_model, run_predict  # noqa: E402
+from spectralmoe_cli.engine.models import build_model, save_model  # noqa: E402
+from spectralmoe_cli.engine.predict import PredictSettings  # noqa: E402
+from spectralmoe_cli.io.scene import open_scene  # noqa: E402
+from spectralmoe_cli.io.tiling import Grid  # noqa: E402
+
+BANDS = ["red", "green", "blue", "nir"]
+
+
+def random_checkpoint(path: Path, model: str, tile: int, overlap: int) -> Path:
+    cfg = load_config(model).with_data(BANDS, 6)
+    backbone = cfg.backbone.model_copy(update={"weights": "random"})
+    depth = cfg.depth.model_copy(update={"weights": "random"}) if cfg.depth else None
+    cfg = cfg.model_copy(update={"backbone": backbone, "depth": depth})
+    torch.manual_seed(0)
+    net = build_model(cfg, pretrained=False)
+    meta = CheckpointMeta(model=net.cfg, bands=[BandInfo(name=b) for b in BANDS],
+                          mean=[100.0] * 4, std=[50.0] * 4,
+                          classes=[ClassInfo(value=i, name=f"c{i}", color="#808080") for i in range(6)],
+                          tile=TileDefaults(size=tile, overlap=overlap), contains=[],
+                          provenance={"note": "benchmark: random weights"})
+    save_model(path, net, meta)
+    return path
+
+
+def write_scene(path: Path, size: int) -> Path:
+    """A 4-band uint8 scene written block by block (no scene-sized array here either)."""
+    profile = {"driver": "GTiff", "width": size, "height": size, "count": 4, "dtype": "uint8",
+               "crs": CRS.from_epsg(32633), "transform": Affine(1, 0, 500000, 0, -1, 5200000),
+               "tiled": True, "blockxsize": 512, "blockysize": 512, "compress": "deflate"}
+    rng = np.random.default_rng(0)
+    with rasterio.open(path, "w", **profile) as dst:
+        for y in range(0, size, 512):
+            h = min(512, size - y)
+            yy = np.arange(y, y + h, dtype=np.float32)[:, None]
+            xx = np.arange(size, dtype=np.float32)[None, :]
+            block = np.stack([100 + 60 * np.sin(yy * f) * np.cos(xx * f) for f in (0.01, 0.02, 0.015, 0.03)])
+            block += rng.normal(0, 5, block.shape)
+            dst.write(block.clip(0, 255).astype("uint8"), window=Window(0, y, size, h))
+    return path
+
+
+def model_only(checkpoint: Path, scene: Path, tile: int, overlap: int, device: str,
+               batch: int) -> tuple[float, int]:
+    """Tiles/s of the model alone on the scene's own tiles, read into memory first."""
+    tile_model = load_tile_model(checkpoint, device, batch, True)
+    handle = open_scene(scene)
+    grid = Grid(handle.height, handle.width, tile, tile - overlap)
+    origins = [(y, x) for y in grid.rows() for x in grid.cols()]
+    tiles = [handle.read([0, 1, 2, 3], y, y + tile, x, x + tile) for y, x in origins]
+    data = np.stack([t[0] for t in tiles])
+    valid = np.stack([t[1] for t in tiles])
+    weights = np.ones((len(tiles), tile, tile), np.float32)
+    tile_model.contributions(data[:batch], valid[:batch], weights[:batch])  # warm-up
+    start = time.perf_counter()
+    for s in range(0, len(tiles), batch):
+        tile_model.contributions(data[s:s + batch], valid[s:s + batch], weights[s:s + batch])
+    return len(tiles) / (time.perf_counter() - start), len(tiles)
+
+
+def rss_run(checkpoint: Path, scene: Path, out: Path, tile: int, overlap: int, device: str) -> dict:
+    """One predict in a fresh process; its summary (peak RSS included)."""
+    cmd = [sys.executable, "-m", "spectralmoe_cli", "-q", "predict", str(scene), "--checkpoint",
+           str(checkpoint), "--bands", ",".join(BANDS), "--tile", str(tile), "--overlap",
+           str(overlap), "--out", str(out), "--device", device, "--json"]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
+    return json.loads(result.stdout)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="spectralmoe_tiny")
+    parser.add_argument("--tile", type=int, default=512)
+    parser.add_argument("--overlap", type=int, default=128)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--batch-size", type=int, default=2)
+    parser.add_argument("--throughput-size", type=int, default=2048)
+    parser.add_argument("--sizes", default="2048,8192")
+    args = parser.parse_args()
+    report: dict = {"model": args.model, "tile": args.tile, "overlap": args.overlap,
+                    "device": args.device, "batch_size": args.batch_size,
+                    "torch_threads": torch.get_num_threads()}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        ckpt = random_checkpoint(tmp / "model.safetensors", args.model, args.tile, args.overlap)
+        scene = write_scene(tmp / "throughput.tif", args.throughput_size)
+        tiles_per_s, n = model_only(ckpt, scene, args.tile, args.overlap, args.device, args.batch_size)
+        settings = PredictSettings(bands=BANDS, tile=args.tile, overlap=args.overlap)
+        start = time.perf_counter()
+        summary = run_predict([str(scene)], ckpt, tmp / "e2e", settings, device=args.device,
+                              batch_size=args.batch_size, deterministic=True, progress=False)
+        e2e_seconds = time.perf_counter() - start
+        e2e = summary["tiles"] / e2e_seconds
+        report["throughput"] = {
+            "scene": f"{args.throughput_size}x{args.throughput_size}x4", "tiles": n,
+            "model_only_tiles_per_s": round(tiles_per_s, 3),
+            "end_to_end_tiles_per_s": round(e2e, 3),
+            "end_to_end_mpix_per_s": round(args.throughput_size ** 2 / 1e6 / e2e_seconds, 4),
+            "ratio": round(e2e / tiles_per_s, 3), "target": 0.85,
+            "time_split_s": summary["time_split_s"],
+        }
+        memory = {}
+        for size in (int(s) for s in args.sizes.split(",")):
+            path = write_scene(tmp / f"scene{size}.tif", size)
+            run = rss_run(ckpt, path, tmp / f"rss{size}", args.tile, args.overlap, args.device)
+            memory[f"{size}x{size}"] = {"peak_rss_mb": run["peak_rss_mb"], "seconds": run["seconds"],
+                                        "time_split_s": run["time_split_s"], "tiles": run["tiles"]}
+            path.unlink()
+        peaks = [m["peak_rss_mb"] for m in memory.values()]
+        report["memory"] = {**memory, "ratio_largest_to_smallest": round(max(peaks) / min(peaks), 3),
+                            "target": 1.3}
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
