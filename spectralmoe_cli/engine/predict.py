@@ -20,8 +20,6 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from .. import __version__
 from ..checkpoint import CheckpointMeta
 from ..errors import InputDataError, SpectralMoEError, TransientError, UsageError
@@ -30,9 +28,9 @@ from ..io.cog import write_class_cog
 from ..io.quicklook import write_quicklook
 from ..io.scene import Scene, open_scene
 from ..io.stac_item import build_item, write_item
-from ..io.tiling import BLENDS, Grid, tile_weight
+from ..io.tiling import BLENDS, Grid
 from .inference import TileModel
-from .mosaic import ChunkMosaic, SpillStore, class_map, probability_map
+from .chunks import SceneJob, exchange_spills, infer_chunk, read_chunk, write_chunk
 from .progress import Progress
 from .scene_bands import model_band_indices
 
@@ -81,6 +79,7 @@ class SceneResult:
     chunks_computed: int = 0
     chunks_resumed: int = 0
     seconds: dict[str, float] = field(default_factory=lambda: {"read": 0.0, "infer": 0.0, "write": 0.0})
+    workers: dict[str, dict] = field(default_factory=dict)
     error: str | None = None
     exit_code: int | None = None
 
@@ -127,8 +126,9 @@ class ScenePredictor:
     """Runs one scene through a TileModel into the output folder."""
 
     def __init__(self, tile_model: TileModel, settings: PredictSettings, out_dir: Path,
-                 progress: Progress) -> None:
+                 progress: Progress, cluster=None) -> None:
         self.model = tile_model
+        self.cluster = cluster
         self.meta = tile_model.meta
         self.settings = settings
         self.out_dir = out_dir
@@ -175,32 +175,39 @@ class ScenePredictor:
                 for key in ("zarr", "partial", "spill", "cog", "item", "quicklook"):
                     _remove(paths[key])
             if not paths["zarr"].exists():
-                self._fill_store(scene, band_index, paths["partial"], result)
+                self._fill_store(scene, band_index, paths, result)
                 zarr_store.finalize_store(paths["partial"])
                 os.replace(paths["partial"], paths["zarr"])
             self._derive_outputs(scene, name, source, paths, result)
         paths["lock"].unlink(missing_ok=True)
         result.status = "done"
 
-    def _fill_store(self, scene: Scene, band_index: list[int], store: Path,
+    def _fill_store(self, scene: Scene, band_index: list[int], paths: dict[str, Path],
                     result: SceneResult) -> None:
         s = self.settings
         grid = Grid(scene.height, scene.width, s.tile, s.tile - s.overlap)
         chunk = max(grid.chunk_size(s.chunk), -(-s.tile // grid.stride) * grid.stride)
+        store = paths["partial"]
         if store.exists():
             attrs = json.loads((store / ".zattrs").read_text()) if (store / ".zattrs").exists() else {}
             if attrs.get("spectralmoe:chunk") != chunk:
                 log.info("%s: discarding a partial output made with another chunk size", store.name)
                 _remove(store)
+                _remove(paths["spill"])
         if not store.exists():
+            _remove(paths["spill"])
             zarr_store.create_store(
                 store, scene.height, scene.width, chunk, scene.crs, scene.transform,
                 len(self.meta.classes), s.probabilities,
                 {"spectralmoe:chunk": chunk, "spectralmoe:source": scene.source,
                  "spectralmoe:checkpoint_hash": self.meta.content_hash,
                  "classes": [c.model_dump() for c in self.meta.classes]})
+        job = SceneJob(source=scene.source, band_index=tuple(band_index), nodata=s.nodata,
+                       height=scene.height, width=scene.width, tile=s.tile, stride=grid.stride,
+                       chunk=chunk, blend=s.blend, probabilities=s.probabilities,
+                       num_classes=len(self.meta.classes), store=str(store),
+                       spill_dir=str(paths["spill"]))
         group = zarr_store.open_store(store)
-        spills = SpillStore(store.with_name(store.name + ".spill"))
         chunks = grid.chunks(chunk)
         todo = [c for c in chunks if not zarr_store.chunk_done(group, *c)]
         result.chunks_resumed = len(chunks) - len(todo)
@@ -209,88 +216,36 @@ class ScenePredictor:
             log.info("%s: resuming, %d of %d chunks already done", scene.source,
                      result.chunks_resumed, len(chunks))
         task = self.progress.start(Path(scene.source).name, total=len(todo))
+        if self.cluster is not None:
+            self.cluster.fill(job, todo, result, lambda: self.progress.advance(task))
+        else:
+            self._fill_local(job, scene, group, todo, result, lambda: self.progress.advance(task))
+        self.progress.finish(task)
+        _remove(paths["spill"])
+
+    def _fill_local(self, job: SceneJob, scene: Scene, group, todo: list[tuple[int, int]],
+                    result: SceneResult, advance) -> None:
+        """Row-major; the next chunk is read and the last one written while this one infers."""
         with ThreadPoolExecutor(1, thread_name_prefix="read") as reader, \
                 ThreadPoolExecutor(1, thread_name_prefix="write") as writer:
-            pending_read: Future | None = None
-            pending_writes: list[Future] = []
-            for n, (i, j) in enumerate(todo):
-                mosaic = ChunkMosaic(grid, chunk, i, j, len(self.meta.classes))
-                data, valid, read_s = (pending_read or reader.submit(
-                    self._read, scene, band_index, mosaic)).result()
-                if n + 1 < len(todo):
-                    pending_read = reader.submit(
-                        self._read, scene, band_index,
-                        ChunkMosaic(grid, chunk, *todo[n + 1], len(self.meta.classes)))
-                result.seconds["read"] += read_s
+            next_read: Future | None = reader.submit(read_chunk, job, scene, *todo[0]) if todo else None
+            last_write: Future | None = None
+            for n in range(len(todo)):
+                read = next_read.result()
+                next_read = reader.submit(read_chunk, job, scene, *todo[n + 1]) \
+                    if n + 1 < len(todo) else None
+                result.seconds["read"] += read.seconds
                 start = time.perf_counter()
-                result.tiles += self._infer_chunk(grid, mosaic, data, valid)
+                result.tiles += infer_chunk(job, self.model, read)
                 result.seconds["infer"] += time.perf_counter() - start
-                for part, path in spills.incoming(i, j):
-                    mosaic.absorb(part, np.load(path))
-                spills.save(i, j, mosaic.spills())
-                core_valid = valid[:mosaic.y1 - mosaic.y0, :mosaic.x1 - mosaic.x0]
-                pending_writes.append(writer.submit(
-                    self._write_chunk, group, spills, mosaic, core_valid, result))
+                exchange_spills(job, read)
+                if last_write is not None:
+                    result.seconds["write"] += last_write.result()
+                last_write = writer.submit(write_chunk, job, group, read, True)
                 result.chunks_computed += 1
-                self.progress.advance(task)
-            for future in pending_writes:
-                future.result()
-        self.progress.finish(task)
-        shutil.rmtree(spills.folder, ignore_errors=True)
-
-    def _read(self, scene: Scene, band_index: list[int], mosaic: ChunkMosaic
-              ) -> tuple[np.ndarray, np.ndarray, float]:
-        start = time.perf_counter()
-        data, valid = scene.read(band_index, *mosaic.region)
-        return data, valid, time.perf_counter() - start
-
-    def _infer_chunk(self, grid: Grid, mosaic: ChunkMosaic, data: np.ndarray,
-                     valid: np.ndarray) -> int:
-        t = grid.tile
-        batch = self.model.batch_size
-        origins, tiles, masks = [], [], []
-        computed = 0
-
-        def flush() -> None:
-            weights = np.stack([tile_weight(grid, y, x, self.settings.blend) for y, x in origins])
-            contrib, wsum = self.model.contributions(np.stack(tiles), np.stack(masks), weights)
-            for (y, x), c, w in zip(origins, contrib, wsum):
-                mosaic.add(y, x, c, w)
-            origins.clear(), tiles.clear(), masks.clear()
-
-        for y, x in mosaic.tiles:
-            ys, xs = y - mosaic.y0, x - mosaic.x0
-            tile_valid = valid[ys:ys + t, xs:xs + t]
-            if not tile_valid.any():
-                continue  # a fully invalid tile never reaches the model
-            tile = data[:, ys:ys + t, xs:xs + t]
-            if tile.shape[1:] != (t, t):  # only when the scene is smaller than a tile
-                pad = ((0, 0), (0, t - tile.shape[1]), (0, t - tile.shape[2]))
-                tile = np.pad(tile, pad, mode="symmetric")
-                tile_valid = np.pad(tile_valid, pad[1:], constant_values=False)
-            origins.append((y, x))
-            tiles.append(tile)
-            masks.append(tile_valid)
-            computed += 1
-            if len(tiles) == batch:
-                flush()
-        if tiles:
-            flush()
-        return computed
-
-    def _write_chunk(self, group, spills: SpillStore, mosaic: ChunkMosaic,
-                     valid: np.ndarray, result: SceneResult) -> None:
-        start = time.perf_counter()
-        core = mosaic.core()
-        rows = slice(mosaic.y0, mosaic.y1)
-        cols = slice(mosaic.x0, mosaic.x1)
-        group["classes"][rows, cols] = class_map(core, valid, zarr_store.NODATA)
-        if self.settings.probabilities:
-            group["probabilities"][:, rows, cols] = probability_map(core, valid, zarr_store.NODATA)
-        zarr_store.mark_chunk_done(group, mosaic.i, mosaic.j)
-        for _, path in spills.incoming(mosaic.i, mosaic.j):
-            path.unlink(missing_ok=True)
-        result.seconds["write"] += time.perf_counter() - start
+                advance()
+            if last_write is not None:
+                result.seconds["write"] += last_write.result()
 
     def _derive_outputs(self, scene: Scene, name: str, source: str, paths: dict[str, Path],
                         result: SceneResult) -> None:

@@ -1,0 +1,118 @@
+"""One processing chunk of one scene: read, infer its tiles, exchange spills, write, mark done.
+
+The same steps serve the local pipeline (which overlaps reading the next chunk with inference)
+and dask.distributed tasks (one chunk per task, after its upper and left neighbours). Every step
+is idempotent: a chunk recomputed after a crash or a lost worker writes the same bits.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..io import zarr_store
+from ..io.scene import Scene
+from ..io.tiling import Grid, tile_weight
+from .inference import TileModel
+from .mosaic import ChunkMosaic, SpillStore, class_map, probability_map
+
+
+@dataclass(frozen=True)
+class SceneJob:
+    """What every chunk of a scene needs to know; small and picklable."""
+
+    source: str
+    band_index: tuple[int, ...]
+    nodata: float | None
+    height: int
+    width: int
+    tile: int
+    stride: int
+    chunk: int
+    blend: str
+    probabilities: bool
+    num_classes: int
+    store: str
+    spill_dir: str
+
+    @property
+    def grid(self) -> Grid:
+        return Grid(self.height, self.width, self.tile, self.stride)
+
+
+@dataclass
+class ChunkRead:
+    mosaic: ChunkMosaic
+    data: np.ndarray
+    valid: np.ndarray
+    seconds: float
+
+
+def read_chunk(job: SceneJob, scene: Scene, i: int, j: int) -> ChunkRead:
+    start = time.perf_counter()
+    mosaic = ChunkMosaic(job.grid, job.chunk, i, j, job.num_classes)
+    data, valid = scene.read(list(job.band_index), *mosaic.region)
+    return ChunkRead(mosaic, data, valid, time.perf_counter() - start)
+
+
+def infer_chunk(job: SceneJob, model: TileModel, read: ChunkRead) -> int:
+    """Run the chunk's owned tiles through the model into its mosaic; return tiles computed."""
+    grid, mosaic, t = job.grid, read.mosaic, job.tile
+    origins, tiles, masks = [], [], []
+    computed = 0
+
+    def flush() -> None:
+        weights = np.stack([tile_weight(grid, y, x, job.blend) for y, x in origins])
+        contrib, wsum = model.contributions(np.stack(tiles), np.stack(masks), weights)
+        for (y, x), c, w in zip(origins, contrib, wsum):
+            mosaic.add(y, x, c, w)
+        origins.clear(), tiles.clear(), masks.clear()
+
+    for y, x in mosaic.tiles:
+        ys, xs = y - mosaic.y0, x - mosaic.x0
+        tile_valid = read.valid[ys:ys + t, xs:xs + t]
+        if not tile_valid.any():
+            continue  # a fully invalid tile never reaches the model
+        tile = read.data[:, ys:ys + t, xs:xs + t]
+        if tile.shape[1:] != (t, t):  # only when the scene is smaller than a tile
+            pad = ((0, 0), (0, t - tile.shape[1]), (0, t - tile.shape[2]))
+            tile = np.pad(tile, pad, mode="symmetric")
+            tile_valid = np.pad(tile_valid, pad[1:], constant_values=False)
+        origins.append((y, x))
+        tiles.append(tile)
+        masks.append(tile_valid)
+        computed += 1
+        if len(tiles) == model.batch_size:
+            flush()
+    if tiles:
+        flush()
+    return computed
+
+
+def exchange_spills(job: SceneJob, read: ChunkRead) -> None:
+    """Add the neighbours' overhang, then leave this chunk's own overhang for its neighbours."""
+    spills = SpillStore(Path(job.spill_dir))
+    mosaic = read.mosaic
+    for part, path in spills.incoming(mosaic.i, mosaic.j):
+        mosaic.absorb(part, np.load(path))
+    spills.save(mosaic.i, mosaic.j, mosaic.spills())
+
+
+def write_chunk(job: SceneJob, group, read: ChunkRead, drop_consumed: bool) -> float:
+    """Write the chunk's classes (and probabilities), mark it done; return seconds spent."""
+    start = time.perf_counter()
+    mosaic = read.mosaic
+    core = mosaic.core()
+    valid = read.valid[:mosaic.y1 - mosaic.y0, :mosaic.x1 - mosaic.x0]
+    rows, cols = slice(mosaic.y0, mosaic.y1), slice(mosaic.x0, mosaic.x1)
+    group["classes"][rows, cols] = class_map(core, valid, zarr_store.NODATA)
+    if job.probabilities:
+        group["probabilities"][:, rows, cols] = probability_map(core, valid, zarr_store.NODATA)
+    zarr_store.mark_chunk_done(group, mosaic.i, mosaic.j)
+    if drop_consumed:
+        for _, path in SpillStore(Path(job.spill_dir)).incoming(mosaic.i, mosaic.j):
+            path.unlink(missing_ok=True)
+    return time.perf_counter() - start
