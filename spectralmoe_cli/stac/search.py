@@ -49,13 +49,13 @@ class SearchResult:
     sorting: str
 
 
-def _api_failure(exc: Exception, what: str) -> SpectralMoEError:
+def _api_failure(exc: Exception, what: str, refused: str | None = None) -> SpectralMoEError:
     """Classify a failed API call: retryable -> exit 75, anything else -> exit 2."""
     if is_transient(exc):
         return TransientError(f"{what}: {describe(exc)} (safe to rerun)")
     status = http_status(exc)
     detail = f"HTTP {status}" if status else describe(exc)
-    return UsageError(f"{what}: {detail}")
+    return UsageError(f"{refused or what}: {detail}")
 
 
 def open_catalog(url: str, policy: RetryPolicy) -> Client:
@@ -64,7 +64,8 @@ def open_catalog(url: str, policy: RetryPolicy) -> Client:
     try:
         client = Client.open(url, stac_io=io)
     except APIError as exc:
-        raise _api_failure(exc, f"catalog {url} is unreachable or refused the request") from exc
+        raise _api_failure(exc, f"catalog {url} is unreachable",
+                           f"catalog {url} is not a STAC API root") from exc
     except (ValueError, TypeError, KeyError, pystac.STACError) as exc:
         raise UsageError(f"catalog {url} is not a STAC API ({describe(exc)})") from exc
     if not client.conforms_to(ConformanceClasses.ITEM_SEARCH):
