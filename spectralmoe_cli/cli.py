@@ -87,7 +87,8 @@ def fetch(
     catalog: str = typer.Option(..., "--catalog", help="STAC API root URL (Earth Search, "
                                 "Planetary Computer, pgstac, ...)."),
     collection: str = typer.Option(..., "--collection", help="Collection id, e.g. sentinel-2-l2a."),
-    bbox: Optional[str] = typer.Option(None, "--bbox", help="AOI as W,S,E,N in degrees (EPSG:4326)."),
+    bbox: Optional[str] = typer.Option(None, "--bbox",
+                                       help="AOI as W,S,E,N in degrees (EPSG:4326)."),
     intersects: Optional[Path] = typer.Option(None, "--intersects", help="AOI as a GeoJSON file "
                                               "(Polygon/MultiPolygon, Feature or one-Feature "
                                               "collection); reads clip to its bounding box."),

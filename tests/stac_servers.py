@@ -93,7 +93,8 @@ class Nginx:
         (workdir / "nginx.conf").write_text(
             f"{user}worker_processes 1;\nerror_log {workdir / 'error.log'};\n"
             f"pid {workdir / 'nginx.pid'};\nevents {{ worker_connections 64; }}\nhttp {{\n"
-            f"  log_format ranges '$request_method $uri $status \"$http_range\" $body_bytes_sent';\n"
+            "  log_format ranges '$request_method $uri $status \"$http_range\" "
+            "$body_bytes_sent';\n"
             f"  access_log {self.log} ranges;\n{temps}"
             f"  types {{ image/tiff tif; application/json json; }}\n"
             f"  server {{ listen 127.0.0.1:{self.port}; root {root}; }}\n}}\n")

@@ -7,6 +7,7 @@ faults, records requests, or adds server-side CQL2 filtering (with the ``cql2`` 
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 from pathlib import Path
@@ -345,3 +346,17 @@ def test_bad_options_are_one_line_errors(servers, tmp_path, args, words):
     result = servers.fetch(tmp_path / "out", "s2-test", *args)
     assert_one_line_error(result, 3 if "band" in words else 2, words)
     assert not (tmp_path / "out").exists()
+
+
+def test_out_that_is_a_file_or_locked_by_another_run(servers, tmp_path):
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+    assert_one_line_error(servers.fetch(not_a_dir, "s2-test", "--bands", "B04"), 2,
+                          "cannot write there")
+    out = tmp_path / "out"
+    out.mkdir()
+    with open(out / ".fetch.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        result = servers.fetch(out, "s2-test", "--bands", "B04")
+    assert_one_line_error(result, 75, "another spectralmoe fetch is writing")
+    assert _files(out) == [".fetch.lock"]

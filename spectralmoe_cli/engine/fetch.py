@@ -35,7 +35,7 @@ from rasterio.warp import transform as transform_points
 
 from .. import __version__
 from ..bands import Band
-from ..errors import InputDataError, PartialFailure, TransientError
+from ..errors import InputDataError, PartialFailure, TransientError, UsageError
 from ..io.fetch_cog import file_checksum, write_cog
 from ..io.fetch_read import (BandReader, Encoding, Grid, encode, encoding_for, finest_grid,
                              open_bands, strips)
@@ -229,8 +229,12 @@ def _fetch_item(plan: _Plan, options: FetchOptions) -> Outcome:
 
 @contextmanager
 def _locked(out: Path) -> Iterator[None]:
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / LOCK, "w") as handle:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        handle = open(out / LOCK, "w")
+    except OSError as exc:
+        raise UsageError(f"--out {out}: cannot write there ({exc.strerror})") from None
+    with handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -31,7 +31,8 @@ class Aoi:
 def _check_bbox(west: float, south: float, east: float, north: float, origin: str) -> None:
     if not all(math.isfinite(v) for v in (west, south, east, north)):
         raise UsageError(f"{origin}: coordinates must be finite numbers")
-    if not (-180 <= west <= 180 and -180 <= east <= 180 and -90 <= south <= 90 and -90 <= north <= 90):
+    if not (-180 <= west <= 180 and -180 <= east <= 180
+            and -90 <= south <= 90 and -90 <= north <= 90):
         raise UsageError(f"{origin}: longitudes must lie in [-180, 180] and latitudes in [-90, 90] "
                          f"(W,S,E,N in degrees, EPSG:4326)")
     if west >= east or south >= north:
@@ -79,8 +80,8 @@ def load_intersects(path: str | Path) -> Aoi:
     if isinstance(doc, dict) and doc.get("type") == "Feature":
         doc = doc.get("geometry")
     if not isinstance(doc, dict) or doc.get("type") not in _GEOMETRY_TYPES:
-        raise UsageError(f"{origin}: expected a GeoJSON Polygon or MultiPolygon (bare, in a Feature, "
-                         f"or in a FeatureCollection of one Feature)")
+        raise UsageError(f"{origin}: expected a GeoJSON Polygon or MultiPolygon (bare, in a "
+                         f"Feature, or in a FeatureCollection of one Feature)")
     try:
         points = _positions(doc.get("coordinates"))
     except ValueError as exc:

@@ -199,8 +199,8 @@ def band_sources(item: pystac.Item, bands: Sequence[str | Band], *,
     base = item.get_self_href()
     sources = []
     for band in wanted_bands:
-        band_found = sorted((f for f in found if f[0] == band), key=lambda f: _preference(f, assets))
-        _, key, index, entry, _ = band_found[0]
+        _, key, index, entry, _ = min((f for f in found if f[0] == band),
+                                      key=lambda f: _preference(f, assets))
         what = f"item {item.id!r} asset {key!r}"
         href = gdal_path(assets[key]["href"], base, allow_local=allow_local, what=what)
         rad = band_radiometry(item.properties, item.id, band, _float(entry.get("scale")),

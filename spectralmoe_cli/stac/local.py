@@ -30,6 +30,7 @@ EXTENSIONS = [
     "https://stac-extensions.github.io/projection/v2.0.0/schema.json",
     "https://stac-extensions.github.io/file/v2.1.0/schema.json",
 ]
+_PER_ASSET = {"eo:bands", "raster:bands", "bands"}  # the source's, for all of its assets
 _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+=@-]{0,199}")
 
 
@@ -76,7 +77,8 @@ def local_item(source: pystac.Item, bands: Sequence[BandSource], *, cog_name: st
                raster_bands: list[dict[str, Any]], checksum: str, size: int,
                source_href: str | None) -> dict[str, Any]:
     """The STAC item for one fetched COG (a dict ready for JSON)."""
-    properties = {k: v for k, v in source.properties.items() if not k.startswith("proj:")}
+    properties = {k: v for k, v in source.properties.items()
+                  if not k.startswith("proj:") and k not in _PER_ASSET}
     properties.update(proj)
     properties["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds").replace(
         "+00:00", "Z")

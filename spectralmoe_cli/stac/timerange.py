@@ -65,13 +65,14 @@ def parse_datetime(text: str, now: datetime | None = None) -> str:
     if word == "today":
         return f"{_rfc3339(midnight)}/{_rfc3339(now)}"
     if word == "yesterday":
-        return f"{_rfc3339(midnight - timedelta(days=1))}/{_rfc3339(midnight - timedelta(microseconds=1))}"
+        last = midnight - timedelta(microseconds=1)
+        return f"{_rfc3339(midnight - timedelta(days=1))}/{_rfc3339(last)}"
     if value.upper().startswith("P"):
         span = _duration(value)
         if span is None:
             raise UsageError(
-                f"--datetime: {text!r} is not a duration we accept; use weeks, days, hours, minutes "
-                f"or seconds, e.g. P1D, P2W, PT6H (years and months have no fixed length)"
+                f"--datetime: {text!r} is not a duration we accept; use weeks, days, hours, "
+                f"minutes or seconds, e.g. P1D, P2W, PT6H (years and months have no fixed length)"
             )
         return f"{_rfc3339(now - span)}/{_rfc3339(now)}"
     if "/" in value:
@@ -80,7 +81,8 @@ def parse_datetime(text: str, now: datetime | None = None) -> str:
             raise UsageError("--datetime: a range needs at least one end, e.g. 2024-01-01/..")
         start = ".." if first in _OPEN else _rfc3339(_instant(first, end=False))
         stop = ".." if second in _OPEN else _rfc3339(_instant(second, end=True))
-        if start != ".." and stop != ".." and _instant(first, end=False) > _instant(second, end=True):
+        if start != ".." and stop != ".." and (
+                _instant(first, end=False) > _instant(second, end=True)):
             raise UsageError(f"--datetime: {text!r} ends before it starts")
         return f"{start}/{stop}"
     if not value:
