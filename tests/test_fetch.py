@@ -360,3 +360,19 @@ def test_out_that_is_a_file_or_locked_by_another_run(servers, tmp_path):
         result = servers.fetch(out, "s2-test", "--bands", "B04")
     assert_one_line_error(result, 75, "another spectralmoe fetch is writing")
     assert _files(out) == [".fetch.lock"]
+
+
+@pytest.mark.slow
+def test_intersects_geojson_aoi(servers, tmp_path):
+    west, south, east, north = fetch_world.aoi_lonlat()
+    aoi = tmp_path / "aoi.geojson"
+    aoi.write_text(json.dumps({"type": "Feature", "properties": {}, "geometry": {
+        "type": "Polygon", "coordinates": [[[west, south], [east, south], [east, north],
+                                            [west, north], [west, south]]]}}))
+    by_geometry = servers.fetch(tmp_path / "geom", "s2-test", "--intersects", aoi,
+                                "--bands", "B04")
+    by_bbox = servers.fetch(tmp_path / "bbox", "s2-test", "--bands", "B04")
+    assert by_geometry.returncode == by_bbox.returncode == 0, by_geometry.stderr
+    for item_id in ("S2T_WEST", "S2T_EAST"):
+        paths = [tmp_path / run / item_id / f"{item_id}.tif" for run in ("geom", "bbox")]
+        assert paths[0].read_bytes() == paths[1].read_bytes()
