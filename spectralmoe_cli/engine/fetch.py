@@ -1,0 +1,302 @@
+"""``spectralmoe fetch``: search a STAC API, clip each item's bands to the AOI, write COGs + STAC.
+
+Cron-safe by construction:
+
+- everything that can be checked from metadata (collection, bands, item ids, asset hrefs) is
+  checked for every item before the first byte is downloaded, so a bad request writes nothing;
+- each COG is built under a temporary name, validated, checksummed, then renamed; the local
+  item, written last and atomically, records ``file:checksum``/``file:size`` and what was asked
+  (bands, AOI, resampling). A rerun verifies those and skips finished items without a request;
+- a lock file stops two runs writing into one folder at once;
+- an item that cannot be read (404, corrupt or truncated file) fails alone, leaving nothing
+  behind; the others go on and the run ends with exit 4 and ``fetch-summary.json``. A server
+  that stays down after the bounded retries ends the run with exit 75: rerun later, finished
+  items are kept.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import math
+import os
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import pystac
+import rasterio
+from rasterio.enums import Resampling
+from rasterio.warp import transform as transform_points
+
+from .. import __version__
+from ..bands import Band
+from ..errors import InputDataError, PartialFailure, TransientError, UsageError
+from ..io.fetch_cog import file_checksum, write_cog
+from ..io.fetch_read import (BandReader, Encoding, Grid, encode, encoding_for, finest_grid,
+                             open_bands, strips)
+from ..net import RetryPolicy
+from ..stac import (BandSource, SearchRequest, band_sources, check_collection_bands,
+                    get_collection, open_catalog, search)
+from ..stac.local import check_item_id, local_item, write_catalog, write_json_atomic
+
+log = logging.getLogger("spectralmoe.fetch")
+
+SUMMARY = "fetch-summary.json"
+LOCK = ".fetch.lock"
+
+
+@dataclass(frozen=True)
+class FetchOptions:
+    catalog: str
+    request: SearchRequest
+    bands: list[Band]
+    out: Path
+    policy: RetryPolicy = RetryPolicy()
+    resampling: Resampling = Resampling.nearest
+
+
+@dataclass
+class Outcome:
+    """What happened to one item: fetched, skipped (already done), empty (no pixels), failed."""
+
+    id: str
+    status: str
+    detail: str = ""
+    path: str | None = None
+
+
+@dataclass
+class FetchReport:
+    outcomes: list[Outcome] = field(default_factory=list)
+    filtering: str = ""
+    sorting: str = ""
+    catalog_path: Path | None = None
+    summary_path: Path | None = None
+
+    def count(self, status: str) -> int:
+        return sum(o.status == status for o in self.outcomes)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    item: pystac.Item
+    sources: list[BandSource]
+    source_href: str
+
+
+def _plan(options: FetchOptions, items: list[pystac.Item]) -> list[_Plan]:
+    """Map bands and check ids and hrefs of every item, before anything is written."""
+    plans = []
+    for item in items:
+        check_item_id(item.id)
+        sources = band_sources(item, options.bands)
+        href = item.get_self_href() or (
+            f"{options.catalog.rstrip('/')}/collections/{options.request.collection}/items/{item.id}")
+        plans.append(_Plan(item, sources, href))
+    return plans
+
+
+def _fingerprint(options: FetchOptions) -> dict[str, Any]:
+    return {"bands": [b.name for b in options.bands], "bbox": list(options.request.aoi.bbox),
+            "resampling": options.resampling.name}
+
+
+def _finished(item_json: Path, cog: Path, fingerprint: dict[str, Any]) -> bool:
+    """A previous run's output that is complete and was made for the same request."""
+    try:
+        doc = json.loads(item_json.read_text())
+        asset = doc["assets"]["data"]
+        if doc["properties"].get("spectralmoe:fetch") != fingerprint:
+            return False
+        if not cog.is_file() or cog.stat().st_size != asset["file:size"]:
+            return False
+        return file_checksum(cog)[0] == asset["file:checksum"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def _footprint(grid: Grid) -> tuple[list[list[float]], list[float]]:
+    """The grid's outline in lon/lat (densified edges) and its bounding box."""
+    left, bottom, right, top = grid.bounds
+    steps = np.linspace(0.0, 1.0, 10, endpoint=False)
+    xs = np.concatenate([left + (right - left) * steps, np.full(10, right),
+                         right - (right - left) * steps, np.full(10, left)])
+    ys = np.concatenate([np.full(10, top), top - (top - bottom) * steps, np.full(10, bottom),
+                         bottom + (top - bottom) * steps])
+    lons, lats = transform_points(grid.crs, "EPSG:4326", xs.tolist(), ys.tolist())
+    ring = [[round(x, 9), round(y, 9)] for x, y in zip(lons, lats)]
+    ring.append(ring[0])
+    bbox = [min(lons), min(lats), max(lons), max(lats)]
+    return ring, bbox
+
+
+def _proj(grid: Grid) -> dict[str, Any]:
+    epsg = grid.crs.to_epsg()
+    t = grid.transform
+    proj = {"proj:code": f"EPSG:{epsg}" if epsg else None,
+            "proj:shape": [grid.height, grid.width],
+            "proj:transform": [t.a, t.b, t.c, t.d, t.e, t.f],
+            "proj:bbox": list(grid.bounds)}
+    if not epsg:
+        proj["proj:wkt2"] = grid.crs.to_wkt()
+    return proj
+
+
+def _band_tags(source: BandSource) -> dict[str, str]:
+    return {"band": source.band.name, "wavelength": str(source.band.wavelength),
+            "source_asset": source.asset_key, "source_href": source.href.removeprefix("/vsicurl/"),
+            "radiometry": source.radiometry.rule, "scale_applied": repr(source.scale),
+            "offset_applied": repr(source.offset)}
+
+
+def _download(plan: _Plan, options: FetchOptions, part: Path) -> tuple[Grid, Encoding] | None:
+    """One attempt: open the assets, read strip by strip, write and validate the COG."""
+    what = f"item {plan.item.id!r}"
+    try:
+        with open_bands(plan.sources) as datasets, ExitStack() as stack:
+            grid = finest_grid(datasets, options.request.aoi.bbox)
+            if grid is None:
+                return None
+            encoding = encoding_for(plan.sources, datasets)
+            readers = [BandReader(s, d, grid, options.resampling, stack)
+                       for s, d in zip(plan.sources, datasets)]
+            blocks = ((w, np.stack([encode(r.read(w), r.band, encoding) for r in readers]))
+                      for w in strips(grid))
+            write_cog(part, grid, encoding, [s.band.name for s in plan.sources],
+                      [_band_tags(s) for s in plan.sources],
+                      {"stac_item": plan.item.id, "source_item": plan.source_href}, blocks)
+            return grid, encoding
+    except InputDataError as exc:
+        raise InputDataError(f"{what}: {exc}") from exc
+
+
+def _raster_bands(grid: Grid, encoding: Encoding, count: int) -> list[dict[str, Any]]:
+    nodata: Any = encoding.nodata
+    if isinstance(nodata, float) and math.isnan(nodata):
+        nodata = "nan"
+    entry = {"data_type": encoding.dtype, "spatial_resolution": abs(grid.transform.a)}
+    if nodata is not None:
+        entry["nodata"] = nodata
+    return [dict(entry) for _ in range(count)]
+
+
+def _cleanup(item_dir: Path, created: bool) -> None:
+    for partial in item_dir.glob(".*.part*"):
+        partial.unlink(missing_ok=True)
+    if created and item_dir.is_dir() and not any(item_dir.iterdir()):
+        item_dir.rmdir()
+
+
+def _fetch_item(plan: _Plan, options: FetchOptions) -> Outcome:
+    item_id = plan.item.id
+    item_dir = options.out / item_id
+    cog, item_json = item_dir / f"{item_id}.tif", item_dir / f"{item_id}.json"
+    fingerprint = _fingerprint(options)
+    if item_json.exists() and _finished(item_json, cog, fingerprint):
+        return Outcome(item_id, "skipped", "already fetched, checksum verified", str(cog))
+    created = not item_dir.exists()
+    item_dir.mkdir(parents=True, exist_ok=True)
+    _cleanup(item_dir, created=False)
+    part = item_dir / f".{item_id}.tif.part"
+    try:
+        done = options.policy.call(lambda: _download(plan, options, part), f"item {item_id!r}")
+        if done is None:
+            _cleanup(item_dir, created)
+            return Outcome(item_id, "empty", "the AOI holds no pixel of this item")
+        grid, encoding = done
+        checksum, size = file_checksum(part)
+        os.replace(part, cog)
+        footprint, bbox = _footprint(grid)
+        document = local_item(plan.item, plan.sources, cog_name=cog.name, proj=_proj(grid),
+                              footprint=footprint, bbox=bbox,
+                              raster_bands=_raster_bands(grid, encoding, len(plan.sources)),
+                              checksum=checksum, size=size, source_href=plan.source_href)
+        document["properties"]["spectralmoe:fetch"] = fingerprint
+        write_json_atomic(item_json, document)
+    except InputDataError as exc:
+        _cleanup(item_dir, created)
+        return Outcome(item_id, "failed", str(exc))
+    except BaseException:
+        _cleanup(item_dir, created)
+        raise
+    return Outcome(item_id, "fetched", f"{grid.width}x{grid.height} px, {encoding.dtype}", str(cog))
+
+
+@contextmanager
+def _locked(out: Path) -> Iterator[None]:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        handle = open(out / LOCK, "w")
+    except OSError as exc:
+        raise UsageError(f"--out {out}: cannot write there ({exc.strerror})") from None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise TransientError(f"another spectralmoe fetch is writing to {out}; try again "
+                                 f"when it has finished") from None
+        yield
+
+
+def _write_summary(options: FetchOptions, report: FetchReport, stopped: str | None) -> Path:
+    summary = {
+        "spectralmoe": __version__,
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "catalog": options.catalog,
+        "collection": options.request.collection,
+        "datetime": options.request.datetime,
+        "bbox": list(options.request.aoi.bbox),
+        "bands": [b.name for b in options.bands],
+        "cloud_filter": report.filtering,
+        "ordering": report.sorting,
+        "counts": {s: report.count(s) for s in ("fetched", "skipped", "empty", "failed")},
+        "stopped": stopped,
+        "items": [asdict(o) for o in report.outcomes],
+    }
+    path = options.out / SUMMARY
+    write_json_atomic(path, summary)
+    return path
+
+
+def run_fetch(options: FetchOptions, on_item: Callable[[Outcome], None] = lambda o: None
+              ) -> FetchReport:
+    """Search, then fetch every item found; raises ``PartialFailure`` if any item failed."""
+    client = open_catalog(options.catalog, options.policy)
+    collection = get_collection(client, options.request.collection)
+    summaries = collection.summaries.to_dict() if collection.summaries else {}
+    platform = (summaries.get("platform") or summaries.get("constellation") or [None])[0]
+    check_collection_bands(collection.extra_fields.get("item_assets") or {},
+                           {"platform": platform}, options.bands, collection.id)
+    result = search(client, options.request)
+    report = FetchReport(filtering=result.filtering, sorting=result.sorting)
+    if not result.items:
+        return report
+    plans = _plan(options, result.items)
+    with _locked(options.out), rasterio.Env(**options.policy.gdal_env()):
+        stopped = None
+        try:
+            for plan in plans:
+                outcome = _fetch_item(plan, options)
+                log.info("%s %s %s", outcome.status, outcome.id, outcome.detail)
+                report.outcomes.append(outcome)
+                on_item(outcome)
+        except TransientError as exc:
+            stopped = str(exc)
+            raise
+        finally:
+            report.catalog_path = write_catalog(
+                options.out, f"Items fetched by spectralmoe from {options.catalog}, collection "
+                             f"{options.request.collection}")
+            report.summary_path = _write_summary(options, report, stopped)
+    failed = [o for o in report.outcomes if o.status == "failed"]
+    if failed:
+        first = failed[0]
+        raise PartialFailure(
+            f"{len(failed)} of {len(report.outcomes)} items failed (first: {first.detail}); "
+            f"the others are in {options.out}; summary in {report.summary_path}")
+    return report
