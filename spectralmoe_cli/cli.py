@@ -137,6 +137,12 @@ def predict(
                                                       help="COG overviews: MODE or NEAREST [default: MODE]."),
     compile_model: Optional[bool] = typer.Option(None, "--compile/--no-compile",
                                                  help="torch.compile the model (worth it for long GPU runs)."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler",
+                                            help="Run the chunks on an existing dask.distributed cluster, "
+                                                 "e.g. tcp://10.0.0.5:8786 (outputs on a shared filesystem)."),
+    cluster: Optional[str] = typer.Option(None, "--cluster",
+                                          help="Start a local dask cluster: local:N (N worker processes; "
+                                               "one GPU each where there are GPUs)."),
     config: Optional[Path] = typer.Option(None, "--config", help="TOML/YAML file with defaults for these options."),
     force: bool = typer.Option(False, "--force", help="Recompute outputs that already exist."),
     as_json: bool = typer.Option(False, "--json", help="Print the run summary as JSON on stdout."),
@@ -157,6 +163,7 @@ def predict(
     from .checkpoint import read_metadata
     from .config import zoo_dir
     from .engine.batch import run_predict
+    from .engine.distributed import parse_cluster
     from .engine.predict import PredictSettings
     from .errors import ConfigError
 
@@ -183,12 +190,17 @@ def predict(
     run_batch = _pick(batch_size, conf, "batch_size", None)
     run_deterministic = _pick(deterministic, conf, "deterministic", None)
     run_compile = bool(_pick(compile_model, conf, "compile", False))
+    run_scheduler = _pick(scheduler, conf, "scheduler", None)
+    run_cluster = _pick(cluster, conf, "cluster", None)
+    if run_scheduler and run_cluster:
+        raise typer.BadParameter("give --scheduler or --cluster, not both")
     if conf:
         raise ConfigError(f"--config {config}: unknown option(s) {', '.join(sorted(conf))}")
     summary = run_predict(scenes, checkpoint, out, settings, device=run_device,
                           batch_size=run_batch, deterministic=run_deterministic,
                           progress=logging.getLogger("spectralmoe").level <= logging.INFO,
-                          compile_model=run_compile)
+                          compile_model=run_compile, scheduler=run_scheduler,
+                          local_workers=parse_cluster(run_cluster) if run_cluster else None)
     error = summary.pop("error", None)
     if as_json:
         typer.echo(json.dumps(summary, indent=2))

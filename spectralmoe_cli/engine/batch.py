@@ -15,6 +15,7 @@ import torch
 
 from ..errors import PartialFailure, SpectralMoEError, error_for_code
 from .inference import TileModel, pick_device
+from ..checkpoint import read_metadata
 from .models import model_from_checkpoint
 from .predict import PredictSettings, SceneResult, ScenePredictor, check_output_dir
 from .progress import Progress
@@ -41,7 +42,7 @@ def load_tile_model(checkpoint: Path, device: str, batch_size: int | None,
                      compile_model)
 
 
-def summarize(results: list[SceneResult], seconds: float, tile_model: TileModel) -> dict:
+def summarize(results: list[SceneResult], seconds: float, meta, runner: dict) -> dict:
     done = [r for r in results if r.status == "done"]
     pixels = sum(r.pixels for r in done)
     return {
@@ -56,10 +57,8 @@ def summarize(results: list[SceneResult], seconds: float, tile_model: TileModel)
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "time_split_s": {k: round(sum(r.seconds[k] for r in results), 3)
                          for k in ("read", "infer", "write")},
-        "device": str(tile_model.device),
-        "batch_size": tile_model.batch_size,
-        "deterministic": tile_model.deterministic,
-        "checkpoint": {"model": tile_model.meta.model.name, "hash": tile_model.meta.content_hash},
+        **runner,
+        "checkpoint": {"model": meta.model.name, "hash": meta.content_hash},
         "results": [asdict(r) for r in results],
     }
 
@@ -75,21 +74,38 @@ def write_summary(summary: dict, out_dir: Path) -> Path:
 def run_predict(scenes: list[str], checkpoint: Path, out_dir: Path, settings: PredictSettings,
                 device: str = "auto", batch_size: int | None = None,
                 deterministic: bool | None = None, progress: bool = True,
-                compile_model: bool = False) -> dict:
-    """Predict every scene; raise PartialFailure (or the scenes' common error) if any failed."""
+                compile_model: bool = False, scheduler: str | None = None,
+                local_workers: int | None = None) -> dict:
+    """Predict every scene; the summary's "error" holds PartialFailure (or the scenes' own error)."""
     settings.validate()
     check_output_dir(out_dir)
-    tile_model = load_tile_model(checkpoint, device, batch_size, deterministic, compile_model)
+    cluster = None
+    if scheduler is not None or local_workers is not None:
+        from .distributed import DaskRunner, ModelSpec
+
+        meta = read_metadata(checkpoint)
+        tile_model = None
+        cluster = DaskRunner(ModelSpec(str(Path(checkpoint).resolve()), device, batch_size,
+                                       deterministic, compile_model), scheduler, local_workers)
+        runner = {"scheduler": cluster.client.scheduler.address,
+                  "workers": len(cluster.client.scheduler_info()["workers"])}
+    else:
+        tile_model = load_tile_model(checkpoint, device, batch_size, deterministic, compile_model)
+        meta = tile_model.meta
+        runner = {"device": str(tile_model.device), "batch_size": tile_model.batch_size,
+                  "deterministic": tile_model.deterministic}
     bar = Progress(enabled=progress)
     start = time.perf_counter()
     results = []
     try:
-        predictor = ScenePredictor(tile_model, settings, out_dir, bar)
+        predictor = ScenePredictor(meta, tile_model, settings, out_dir, bar, cluster)
         for source in scenes:
             results.append(predictor.run(str(source), log_errors=len(scenes) > 1))
     finally:
         bar.close()
-    summary = summarize(results, time.perf_counter() - start, tile_model)
+        if cluster is not None:
+            cluster.close()
+    summary = summarize(results, time.perf_counter() - start, meta, runner)
     summary["summary_file"] = str(write_summary(summary, out_dir))
     failed = [r for r in results if r.status == "failed"]
     if failed:

@@ -123,13 +123,13 @@ def _classes(meta: CheckpointMeta) -> list[tuple[int, str, tuple[int, int, int]]
 
 
 class ScenePredictor:
-    """Runs one scene through a TileModel into the output folder."""
+    """Runs one scene into the output folder: through a local TileModel or on a dask cluster."""
 
-    def __init__(self, tile_model: TileModel, settings: PredictSettings, out_dir: Path,
-                 progress: Progress, cluster=None) -> None:
+    def __init__(self, meta: CheckpointMeta, tile_model: TileModel | None,
+                 settings: PredictSettings, out_dir: Path, progress: Progress, cluster=None) -> None:
         self.model = tile_model
         self.cluster = cluster
-        self.meta = tile_model.meta
+        self.meta = meta
         self.settings = settings
         self.out_dir = out_dir
         self.progress = progress
