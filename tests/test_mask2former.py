@@ -18,6 +18,7 @@ from spectralmoe_cli.engine.models import build_model, model_from_checkpoint, sa
 from spectralmoe_cli.errors import ConfigError
 from spectralmoe_cli.nn.deform_attn import MultiScaleDeformableAttention
 from spectralmoe_cli.nn.mask2former import Mask2FormerHead
+from spectralmoe_cli.nn.mask_loss import mask_losses
 from spectralmoe_cli.nn.matching import hungarian, match, matching_cost
 
 TINY = "spectralmoe_tiny_m2f"
@@ -95,6 +96,18 @@ def test_ignored_points_do_not_change_the_matching_cost():
     assert not torch.allclose(matching_cost(class_logits, changed, point_labels, classes, weights), base)
 
 
+def test_ignored_pixels_take_no_part_in_the_mask_losses():
+    torch.manual_seed(0)
+    labels = torch.full((1, 32, 32), 255)
+    labels[:, :, :16] = 2
+    everywhere = torch.full((1, 8, 8), 20.0)  # right on the class, "wrong" only where ignored
+    bce, dice = mask_losses(everywhere, labels, torch.tensor([2]), 256, 1.0)
+    assert float(bce) < 1e-3 and float(dice) < 0.01
+    labels[:, :, 16:] = 0  # now those pixels are another class: the same mask is half wrong
+    bce, dice = mask_losses(everywhere, labels, torch.tensor([2]), 256, 1.0)
+    assert float(bce) > 5.0 and float(dice) > 0.2
+
+
 def _identity_attention(num_levels: int, offset: tuple[float, float]) -> MultiScaleDeformableAttention:
     attn = MultiScaleDeformableAttention(dim=2, num_heads=1, num_levels=num_levels, num_points=1)
     with torch.no_grad():
@@ -119,11 +132,11 @@ def test_deformable_attention_averages_levels_of_different_sizes():
     coarse = torch.tensor([[1.0, 10.0], [2.0, 20.0], [3.0, 30.0], [4.0, 40.0]])  # 2x2
     fine = torch.arange(32, dtype=torch.float32).view(16, 2) + 100.0             # 4x4
     value = torch.cat([coarse, fine]).unsqueeze(0)
-    reference = torch.tensor([[0.25, 0.75]])  # centre of coarse cell (1, 0); between fine cells
-    out = _identity_attention(2, (0.0, 0.0))(torch.zeros(1, 1, 2), value, [(2, 2), (4, 4)], reference)
-    fine_grid = fine.view(4, 4, 2)
-    fine_at_ref = fine_grid[2:4, 0:2].mean(dim=(0, 1))  # bilinear at the corner of four cells
-    torch.testing.assert_close(out[0, 0], (coarse[2] + fine_at_ref) / 2)
+    reference = torch.tensor([[0.25, 0.75]])  # centre of coarse cell (1, 0); a fine-cell corner
+    attn = _identity_attention(2, (1.0, 0.0))  # one cell to the right, in each level's own cells
+    out = attn(torch.zeros(1, 1, 2), value, [(2, 2), (4, 4)], reference)
+    fine_at_point = fine.view(4, 4, 2)[2:4, 1:3].mean(dim=(0, 1))  # bilinear between four cells
+    torch.testing.assert_close(out[0, 0], (coarse[3] + fine_at_point) / 2)
 
 
 @pytest.fixture
