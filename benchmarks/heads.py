@@ -99,7 +99,10 @@ def main() -> None:
         child = subprocess.run(
             [sys.executable, __file__, "--model", args.model, "--tile", str(args.tile),
              "--repeats", str(args.repeats), "--only", head],
-            capture_output=True, text=True, check=True)
+            capture_output=True, text=True)
+        if child.returncode:
+            sys.stderr.write(child.stderr)
+            raise SystemExit(child.returncode)
         results[head] = json.loads(child.stdout)
     light, m2f = results["light"], results["mask2former"]
     print(json.dumps({
