@@ -12,7 +12,8 @@ from PIL import Image
 
 from helpers import assert_one_line_error, run_cli
 from spectralmoe_cli.checkpoint import BandInfo, CheckpointMeta, ClassInfo
-from spectralmoe_cli.config import HeadConfig, load_config, zoo_dir
+from spectralmoe_cli.config import (METHODS, TOKEN_METHODS, HeadConfig, load_config, parse_config,
+                                    zoo_dir)
 from spectralmoe_cli.engine.info import describe
 from spectralmoe_cli.engine.models import build_model, model_from_checkpoint, save_model
 from spectralmoe_cli.errors import ConfigError
@@ -182,19 +183,24 @@ def test_linked_queries_reach_the_decoder(tiny_m2f):
     assert not torch.allclose(before, after)
 
 
-def test_rein_replaces_content_queries_and_frozen_learns_its_own():
-    base = load_config(TINY)
-    rein = base.model_copy(update={
-        "plugin": load_config("rein_tiny").plugin,
-        "head": base.head.model_copy(update={"replace_query_feat": True}), "depth": None})
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_trains_the_mask2former_head(method):
+    base = load_config(f"{method}_tiny").model_dump()
+    head = load_config(TINY).head.model_dump()
+    head["replace_query_feat"] = method in ("rein", "depthforge")
     torch.manual_seed(0)
-    model = build_model(rein)
-    assert model.head.query_feat is None and model.head.queries_to_feat is not None
-    frozen = build_model(base.model_copy(update={"plugin": load_config("frozen_tiny").plugin}))
-    assert frozen.head.query_embed is not None and frozen.plugin.queries() is None
-    x = torch.randn(1, 3, 48, 48)
-    _head_only_loss(frozen.train(), x, torch.randint(0, 6, (1, 48, 48))).backward()
-    assert frozen.head.query_embed.weight.grad.abs().sum() > 0
+    model = build_model(parse_config({**base, "head": head}, method)).train()
+    x = torch.randn(1, 3, 40, 40)
+    logits, _ = model(x)
+    assert logits.shape == (1, 6, 40, 40)
+    sum(model.loss(x, torch.randint(0, 6, (1, 40, 40))).values()).backward()
+    linked = model.plugin.links_queries
+    assert linked == (method in TOKEN_METHODS)
+    queries = model.plugin.linker.merge.weight if linked else model.head.query_embed.weight
+    assert queries.grad is not None and queries.grad.abs().sum() > 0
+    assert all(p.grad is not None for p in model.head.parameters())
+    replaced = model.head.queries_to_feat is not None
+    assert replaced == (model.head.query_feat is None) == (method in ("rein", "depthforge"))
 
 
 def test_mismatched_query_count_is_a_config_error(tmp_path):
