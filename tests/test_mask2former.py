@@ -282,7 +282,7 @@ def test_training_on_potsdam_lowers_the_mask2former_loss(shared_data):
         optimizer.zero_grad()
         sum(losses.values()).backward()
         optimizer.step()
-        history.append(float(sum(v for k, v in losses.items() if k != "loss_aux")))
+        history.append(sum(v for k, v in losses.items() if k != "loss_aux").item())
     first, last = np.mean(history[:3]), np.mean(history[-3:])
     print(f"mask2former loss on Potsdam: {history[0]:.2f} -> {history[-1]:.2f} "
           f"(mean of first 3 {first:.2f}, last 3 {last:.2f})")

@@ -1,8 +1,10 @@
 """Decode heads over the four feature scales (strides 4, 8, 16, 32).
 
 A head turns the scales (and, if it links queries, the plugin's queries) into its raw output,
-``segmentation`` turns that output into per-class logits at a given size, and ``loss`` scores it
-against labels. The light head's output is already logits; Mask2Former's is (classes, masks).
+``segmentation`` turns that output into per-class scores at a given size (argmax = class), and
+``loss`` scores it against labels. The light head's output is already logits; Mask2Former's
+(``mask2former.py``, registered on import) is (classes, masks) per decoder layer, and its scores
+are class-probability-weighted mask probabilities, not logits.
 """
 
 from __future__ import annotations
