@@ -56,6 +56,9 @@ class DecoderLayer(nn.Module):
 
 
 class Mask2FormerHead(nn.Module):
+    """``query_dim`` None: the plugin offers no tokens (frozen, LoRA), so positional queries are
+    learned here; otherwise the plugin's queries are the positional queries."""
+
     uses_queries = True
 
     def __init__(self, in_dim: int, num_classes: int, cfg: HeadConfig, query_dim: int | None) -> None:
