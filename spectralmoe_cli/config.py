@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from .errors import ConfigError
 
 METHODS = ("frozen", "rein", "depthforge", "lora", "spectralmoe")
+TOKEN_METHODS = ("rein", "depthforge", "spectralmoe")  # methods with learnable tokens to link
 
 
 class _Strict(BaseModel):
@@ -57,6 +58,8 @@ class PluginConfig(_Strict):
 
 
 class HeadConfig(_Strict):
+    """The decode head; all but ``type`` and ``channels`` concern Mask2Former only."""
+
     type: Literal["light", "mask2former"] = "light"
     channels: int = Field(256, ge=8)
     num_queries: int = Field(100, ge=1)
@@ -64,7 +67,12 @@ class HeadConfig(_Strict):
     pixel_decoder_layers: int = Field(6, ge=0)
     num_heads: int = Field(8, ge=1)
     ffn_dim: int = Field(2048, ge=8)
+    pixel_decoder_ffn_dim: int = Field(1024, ge=8)
+    deform_points: int = Field(4, ge=1, description="sampled points per head and level")
     num_points: int = Field(12544, ge=16)
+    replace_query_feat: bool = Field(
+        False, description="content queries = Linear(linked queries) (REIN, DepthForge) "
+                           "instead of learnable embeddings (SpectralMoE)")
 
 
 class DataConfig(_Strict):
@@ -89,6 +97,17 @@ class ModelConfig(_Strict):
         needs_depth = self.plugin.method in ("spectralmoe", "depthforge")
         if needs_depth and self.depth is None:
             raise ValueError(f"method {self.plugin.method!r} needs a [depth] model")
+        plugin, head = self.plugin, self.head
+        if head.type == "mask2former" and plugin.link_queries and plugin.method in TOKEN_METHODS:
+            if plugin.num_tokens != head.num_queries:
+                raise ValueError(
+                    f"head.num_queries={head.num_queries} must equal plugin.num_tokens="
+                    f"{plugin.num_tokens}: the plugin's tokens are the decoder's queries "
+                    "(query linking); set them equal or set plugin.link_queries = false")
+            if plugin.query_dim != head.channels:
+                raise ValueError(
+                    f"plugin.query_dim={plugin.query_dim} must equal head.channels="
+                    f"{head.channels}: linked queries enter the decoder as they are")
         return self
 
     def with_data(self, bands: list[str], num_classes: int) -> "ModelConfig":

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from ..checkpoint import load_checkpoint
-from ..config import ModelConfig, load_config
+from ..config import TOKEN_METHODS, ModelConfig, load_config
 from ..nn.backbones import get_spec
 from ..nn.segmentor import Segmentor
 
@@ -82,8 +82,15 @@ def render(report: dict) -> str:
     else:
         detail = "no plugin: head only"
     lines.append(f"plugin       {plug['method']}: {detail}")
-    lines.append(f"head         {report['head']['type']} ({report['head']['channels']} channels), "
-                 f"features from blocks {', '.join(str(i + 1) for i in report['feature_layers'])}")
+    head = report["head"]
+    layers = ", ".join(str(i + 1) for i in report["feature_layers"])
+    lines.append(f"head         {head['type']} ({head['channels']} channels), features from blocks {layers}")
+    if head["type"] == "mask2former":
+        linked = plug["method"] in TOKEN_METHODS and plug["link_queries"]
+        source = "the plugin's tokens" if linked else "learnable embeddings"
+        lines.append(f"             {head['num_queries']} queries from {source}, "
+                     f"{head['pixel_decoder_layers']} deformable pixel-decoder layers, "
+                     f"{head['decoder_layers']} masked-attention decoder layers")
     lines.append("parameters")
     for kind in ("trainable", "frozen"):
         for part, count in p[kind].items():

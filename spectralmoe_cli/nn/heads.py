@@ -1,8 +1,10 @@
 """Decode heads over the four feature scales (strides 4, 8, 16, 32).
 
 A head turns the scales (and, if it links queries, the plugin's queries) into its raw output,
-``segmentation`` turns that output into per-class logits at a given size, and ``loss`` scores it
-against labels. The light head's output is already logits; Mask2Former's is (classes, masks).
+``segmentation`` turns that output into per-class scores at a given size (argmax = class), and
+``loss`` scores it against labels. The light head's output is already logits; Mask2Former's
+(``mask2former.py``, registered on import) is (classes, masks) per decoder layer, and its scores
+are class-probability-weighted mask probabilities, not logits.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from ..errors import ConfigError
 IGNORE_INDEX = 255
 
 
-def _norm(channels: int) -> nn.GroupNorm:
+def group_norm(channels: int) -> nn.GroupNorm:
+    """GroupNorm with up to 32 groups of at least 2 channels (GN(32) at 256 channels)."""
     groups = next(g for g in (32, 16, 8, 4, 2, 1) if channels % g == 0 and channels // g >= 2)
     return nn.GroupNorm(groups, channels)
 
@@ -29,12 +32,12 @@ class LightHead(nn.Module):
 
     uses_queries = False
 
-    def __init__(self, in_dim: int, num_classes: int, cfg: HeadConfig, query_dim: int) -> None:
+    def __init__(self, in_dim: int, num_classes: int, cfg: HeadConfig, query_dim: int | None) -> None:
         super().__init__()
         c = cfg.channels
         self.lateral = nn.ModuleList(nn.Conv2d(in_dim, c, 1) for _ in range(4))
         self.smooth = nn.ModuleList(
-            nn.Sequential(nn.Conv2d(c, c, 3, padding=1, bias=False), _norm(c), nn.ReLU(inplace=True))
+            nn.Sequential(nn.Conv2d(c, c, 3, padding=1, bias=False), group_norm(c), nn.ReLU(inplace=True))
             for _ in range(4)
         )
         self.classifier = nn.Conv2d(c, num_classes, 1)
@@ -62,7 +65,8 @@ class LightHead(nn.Module):
 HEADS: dict[str, type] = {"light": LightHead}
 
 
-def build_head(cfg: HeadConfig, in_dim: int, num_classes: int, query_dim: int) -> nn.Module:
+def build_head(cfg: HeadConfig, in_dim: int, num_classes: int, query_dim: int | None) -> nn.Module:
+    """The configured head; ``query_dim`` is the width of the plugin's queries, None if it has none."""
     if cfg.type not in HEADS:
         raise ConfigError(f"head {cfg.type!r} is not available; known: {', '.join(HEADS)}")
     return HEADS[cfg.type](in_dim, num_classes, cfg, query_dim)

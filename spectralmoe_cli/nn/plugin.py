@@ -46,13 +46,16 @@ class Plugin(nn.Module):
         """Per-layer learnable tokens [L, m, d] for query linking; None if the method has none."""
         return None
 
+    @property
+    def links_queries(self) -> bool:
+        """Whether ``queries()`` offers queries (a method with tokens and query linking on)."""
+        return getattr(self, "linker", None) is not None
+
     def queries(self) -> torch.Tensor | None:
         """Mask2Former positional queries [m, query_dim] made from the tokens, or None."""
-        linker = getattr(self, "linker", None)
-        tokens = self.layer_tokens()
-        if linker is None or tokens is None:
+        if not self.links_queries:
             return None
-        return linker(tokens)
+        return self.linker(self.layer_tokens())
 
     def no_weight_decay(self) -> set[str]:
         """Parameter names trained without weight decay (tokens, gates, scale)."""

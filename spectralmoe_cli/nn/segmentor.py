@@ -14,7 +14,7 @@ from torch import nn
 from .. import bands as band_registry
 from ..config import ModelConfig
 from ..errors import ConfigError
-from . import adapters, moe  # noqa: F401  (register the plugins)
+from . import adapters, mask2former, moe  # noqa: F401  (register the plugins and heads)
 from .backbones import DepthEncoder, FrozenViT, get_spec
 from .heads import build_head
 from .plugin import build_plugin
@@ -59,8 +59,8 @@ class Segmentor(nn.Module):
                                  persistent=False)
         self.plugin.attach(self.backbone)
         self.layers = feature_layers(self.backbone.depth)
-        self.head = build_head(cfg.head, self.backbone.embed_dim, self.num_classes,
-                               cfg.plugin.query_dim)
+        query_dim = cfg.plugin.query_dim if self.plugin.links_queries else None
+        self.head = build_head(cfg.head, self.backbone.embed_dim, self.num_classes, query_dim)
 
     def _depth_tokens(self, x: torch.Tensor) -> list[torch.Tensor] | None:
         if self.depth_model is None:
