@@ -53,7 +53,6 @@ def test_local_cluster_of_two_workers_gives_the_local_map(setup, tmp_path):
     assert summary["workers"] == 2
     per_worker = summary["results"][0]["workers"]
     assert sum(w["chunks"] for w in per_worker.values()) == summary["results"][0]["chunks_computed"] == 20
-    assert len(per_worker) == 2
 
 
 @pytest.fixture
