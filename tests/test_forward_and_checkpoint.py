@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from helpers import assert_one_line_error, run_cli
+from helpers import assert_one_line_error, run_cli, run_cli_process
 from spectralmoe_cli.checkpoint import (BandInfo, CheckpointMeta, ClassInfo, load_checkpoint,
                                         save_checkpoint)
 from spectralmoe_cli.config import METHODS, load_config
@@ -139,5 +139,5 @@ def test_cli_reports_bad_checkpoints_in_one_line(checkpoint, tmp_path):
     junk = tmp_path / "junk.safetensors"
     junk.write_text("not a checkpoint at all")
     assert_one_line_error(run_cli("info", "--checkpoint", junk), 2)
-    verbose = run_cli("--verbose", "info", "--checkpoint", junk)
+    verbose = run_cli_process("--verbose", "info", "--checkpoint", junk)
     assert verbose.returncode == 2 and "Traceback" in verbose.stderr

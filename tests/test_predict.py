@@ -363,3 +363,13 @@ def test_crs_less_raster_is_allowed_with_a_warning(tmp_path, ckpt):
     with rasterio.open(out["cog"]) as cog:
         assert cog.crs is None and cog.shape == (50, 60)
     assert json.loads(Path(out["item"]).read_text())["geometry"] is None
+
+
+def test_mask2former_checkpoint_predicts(tmp_path):
+    ckpt = make_checkpoint(tmp_path / "m2f.safetensors", model="spectralmoe_tiny_m2f")
+    path = write_scene(tmp_path / "scene.tif", smooth_field(90, 110, 4))
+    summary = predict(path, ckpt, tmp_path / "out", probabilities=True)
+    classes = class_array(summary)
+    assert classes.shape == (90, 110) and (classes != 255).all()
+    probs = zarr.open_group(outputs(summary)["zarr"], mode="r")["probabilities"][:].astype(int)
+    assert np.abs(probs.sum(axis=0) - 250).max() <= 3  # normalised class scores

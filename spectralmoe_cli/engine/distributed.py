@@ -100,7 +100,7 @@ class DaskRunner:
             self.client = Client(self.cluster)
         else:
             try:
-                self.client = Client(scheduler, timeout="20s")
+                self.client = Client(scheduler, timeout="10s")
             except (OSError, TimeoutError) as exc:
                 raise TransientError(f"cannot reach the dask scheduler {scheduler}: {exc}") from exc
         self.resources = {"GPU": 1} if self._cluster_has_gpus() else None

@@ -85,11 +85,11 @@ class TileModel:
             x = torch.cat([x, x.new_zeros((self.batch_size - n, *x.shape[1:]))])
         with torch.autocast(self.device.type, dtype=self.amp or torch.float32, enabled=self.amp is not None):
             logits, _ = self.forward(x)
-        return torch.softmax(logits[:n].float(), dim=1)
+        return self.model.head.to_probabilities(logits[:n].float())
 
     @torch.inference_mode()
     def probabilities(self, tiles: np.ndarray, valid: np.ndarray) -> torch.Tensor:
-        """Softmax probabilities [n, K, T, T] for raw tiles [n, C, T, T]; invalid pixels -> mean."""
+        """Class probabilities [n, K, T, T] for raw tiles [n, C, T, T]; invalid pixels -> mean."""
         start = time.perf_counter()
         outs = []
         s = 0

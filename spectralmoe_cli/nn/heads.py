@@ -57,6 +57,11 @@ class LightHead(nn.Module):
     def segmentation(self, output: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         return F.interpolate(output, size=size, mode="bilinear", align_corners=False)
 
+    @staticmethod
+    def to_probabilities(segmentation: torch.Tensor) -> torch.Tensor:
+        """Class probabilities from ``segmentation``'s output (logits here)."""
+        return torch.softmax(segmentation, dim=1)
+
     def loss(self, output: Any, labels: torch.Tensor) -> dict[str, torch.Tensor]:
         logits = self.segmentation(output, labels.shape[-2:])
         return {"loss_seg": F.cross_entropy(logits.float(), labels.long(), ignore_index=IGNORE_INDEX)}

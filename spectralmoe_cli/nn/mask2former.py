@@ -142,6 +142,11 @@ class Mask2FormerHead(nn.Module):
         seg = torch.einsum("bqc,bqhw->bchw", probs, output.mask_logits[-1].sigmoid())
         return F.interpolate(seg, size=size, mode="bilinear", align_corners=False)
 
+    @staticmethod
+    def to_probabilities(segmentation: torch.Tensor) -> torch.Tensor:
+        """Scores are already probability-like; normalised over classes (argmax unchanged)."""
+        return segmentation / segmentation.sum(dim=1, keepdim=True).clamp_min(1e-12)
+
     def loss(self, output: Mask2FormerOutput, labels: torch.Tensor) -> dict[str, torch.Tensor]:
         return set_loss(output.class_logits, output.mask_logits, labels, self.num_points)
 
