@@ -169,7 +169,8 @@ def train(
     """
     import shlex
 
-    from .engine.train import TrainOptions, train as run_training
+    from .engine.train import train as run_training
+    from .engine.train_plan import TrainOptions
 
     final = run_training(TrainOptions(
         model=model, train=train_dir, val=val_dir, bands=bands, classes=classes, out=out,

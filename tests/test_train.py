@@ -22,6 +22,8 @@ from spectralmoe_cli.checkpoint import load_checkpoint
 from spectralmoe_cli.config import METHODS, load_config
 from spectralmoe_cli.engine.models import build_model, model_from_checkpoint
 from spectralmoe_cli.engine.stats import compute_stats
+from spectralmoe_cli.engine.train import train
+from spectralmoe_cli.engine.train_plan import TrainOptions
 
 
 @pytest.fixture
@@ -132,6 +134,8 @@ def test_a_run_directory_is_never_silently_reused(potsdam, tmp_path):
     assert over.returncode == 0, over.stderr[-3000:]
     _, meta = load_checkpoint(out / "model.safetensors")
     assert meta.model.plugin.method == "rein"
+    assert meta.provenance["command"].startswith("spectralmoe train --model rein_tiny --train ")
+    assert meta.provenance["command"].endswith("--force")
 
 
 @pytest.mark.slow
@@ -139,9 +143,10 @@ def test_a_run_directory_is_never_silently_reused(potsdam, tmp_path):
 def test_every_method_trains_with_the_same_command_and_only_plugin_and_head_change(potsdam, tmp_path, method):
     folder, classes = potsdam
     out = tmp_path / "run"
-    result = run_cli(*_train_args(folder, classes, out, "--steps", "3", "--batch-size", "2", "--crop", "64",
-                                  "--lr", "1e-3", "--workers", "0", model=f"{method}_tiny"))
-    assert result.returncode == 0, result.stderr[-3000:]
+    final = train(TrainOptions(model=f"{method}_tiny", train=folder, bands="red,green,blue", classes=classes,
+                               out=out, reduce_zero_label=True, steps=3, batch_size=2, crop=64, lr=1e-3,
+                               workers=0, command="spectralmoe train --model ..."))
+    assert final == out / "model.safetensors"
     model, meta = model_from_checkpoint(out / "model.safetensors")
     tensors, _ = load_checkpoint(out / "model.safetensors")
     torch.manual_seed(42)  # the default seed: the initial weights of the run
@@ -162,10 +167,11 @@ def test_every_method_trains_with_the_same_command_and_only_plugin_and_head_chan
     assert meta.mean == pytest.approx(stats.mean, rel=1e-12) and meta.std == pytest.approx(stats.std, rel=1e-12)
     assert (meta.tile.size, meta.tile.overlap) == (64, 16)
     prov = meta.provenance
-    assert prov["command"].startswith("spectralmoe train --model") and prov["seed"] == 42 and prov["steps"] == 3
+    assert prov["command"] == "spectralmoe train --model ..." and prov["seed"] == 42 and prov["steps"] == 3
     data = json.loads((out / "data.json").read_text())
     assert prov["train"]["sha256"] == data["train"]["sha256"] and data["train"]["count"] == 4
-    assert prov["reduce_zero_label"] is True and prov["label_values"] == [0, 1, 2, 3, 4, 5]
+    assert prov["labels"]["reduce_zero_label"] is True and prov["labels"]["values"] == [0, 1, 2, 3, 4, 5]
+    assert prov["labels"]["ignore"] == [255]
 
 
 def _write_png(path: Path, array: np.ndarray) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+from rasterio.windows import Window
 
 from ..errors import InputDataError
 from .classes import ClassSpec
@@ -133,7 +134,7 @@ def _inspect(image: Path, label: Path, band_count: int, nodata: float | None) ->
     return Pair(image, label, georef, image_nodata, label_nodata)
 
 
-def read_label(pair: Pair, classes: ClassSpec, window=None) -> np.ndarray:
+def read_label(pair: Pair, classes: ClassSpec, window: Window | None = None) -> np.ndarray:
     """Class numbers (uint8, 255 ignore) of a window (or the whole label)."""
     with open_raster(pair.label) as ds:
         stored = ds.read(1, window=window)

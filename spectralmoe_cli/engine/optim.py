@@ -7,10 +7,13 @@ gates, the scale α) train without decay; Linear and conv weights and biases kee
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
-from ..nn.segmentor import Segmentor
+if TYPE_CHECKING:
+    from ..nn.segmentor import Segmentor
 
 WEIGHT_DECAY = 0.05
 BETAS = (0.9, 0.999)

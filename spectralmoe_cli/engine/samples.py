@@ -8,7 +8,7 @@ only needs s, and the result does not depend on how many loader workers run.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -59,13 +59,15 @@ class CropDataset(torch.utils.data.Dataset):
 
     def __init__(self, pairs: list[Pair], reader: SampleReader, crop: int, seed: int, length: int) -> None:
         self.pairs, self.reader, self.crop, self.seed, self.length = pairs, reader, crop, seed, length
+        self._order: tuple[int, np.ndarray] | None = None
 
     def __len__(self) -> int:
         return self.length
 
-    @lru_cache(maxsize=2)
     def _epoch_order(self, epoch: int) -> np.ndarray:
-        return np.random.default_rng([self.seed, 1, epoch]).permutation(len(self.pairs))
+        if self._order is None or self._order[0] != epoch:
+            self._order = (epoch, np.random.default_rng([self.seed, 1, epoch]).permutation(len(self.pairs)))
+        return self._order[1]
 
     def plan(self, index: int) -> CropPlan:
         epoch, position = divmod(index, len(self.pairs))
@@ -91,7 +93,7 @@ class CropDataset(torch.utils.data.Dataset):
         return torch.from_numpy(x.copy()), torch.from_numpy(y.astype(np.int64))
 
 
-def validation_windows(pairs: list[Pair], size: int):
+def validation_windows(pairs: list[Pair], size: int) -> Iterator[tuple[Pair, Window]]:
     """Every (pair, window) of a non-overlapping grid: each labelled pixel scored exactly once."""
     for pair in pairs:
         for window in block_windows(pair.georef.width, pair.georef.height, size):
