@@ -126,6 +126,10 @@ def test_a_run_directory_is_never_silently_reused(potsdam, tmp_path):
                           2, "is a run of model frozen_tiny, not rein_tiny")
     assert_one_line_error(run_cli(*_train_args(folder, classes, out, *quick, "--resume", "--lr", "1e-3",
                                                model="frozen_tiny")), 2, "started with other lr")
+    other_stats = tmp_path / "stats.json"
+    other_stats.write_text(json.dumps({"bands": [{"name": n, "mean": 1.0, "std": 2.0} for n in ("red", "green", "blue")]}))
+    assert_one_line_error(run_cli(*_train_args(folder, classes, out, *quick, "--resume", "--stats", str(other_stats),
+                                               model="frozen_tiny")), 2, "other normalisation statistics")
     assert_one_line_error(run_cli(*_train_args(folder, classes, out, *quick, model="frozen_tiny")),
                           2, "already exists", "--resume", "--force")
     assert _tree_digest(out) == before

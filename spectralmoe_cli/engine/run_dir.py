@@ -36,6 +36,8 @@ def write_json_atomic(path: Path, data: dict) -> None:
 
 
 class RunDir:
+    """Paths and housekeeping of one run directory (the layout above)."""
+
     def __init__(self, root: Path) -> None:
         self.root = root
 
@@ -78,8 +80,7 @@ class RunDir:
                 path.unlink()
         if keep_checkpoints > 0:
             for path in sorted((self.root / "checkpoints").glob("step-*.safetensors"))[:-keep_checkpoints]:
-                if path != self.checkpoint_path(latest_step):
-                    path.unlink()
+                path.unlink()
 
 
 class MetricsLog:

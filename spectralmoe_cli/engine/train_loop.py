@@ -31,6 +31,7 @@ from .train_state import load_state, save_state
 
 
 def _seed(opts: TrainOptions, device: torch.device) -> None:
+    """Seed every generator; in deterministic mode also forbid non-deterministic kernels."""
     if opts.deterministic:
         if device.type == "cuda":
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -59,7 +60,7 @@ def _meta(plan: Plan, opts: TrainOptions, step: int) -> CheckpointMeta:
         tile=TileDefaults(size=opts.crop, overlap=opts.crop // 4), contains=[], provenance=provenance)
 
 
-def _autocast(device: torch.device):
+def _autocast(device: torch.device) -> torch.autocast:
     """bf16 autocast where the GPU supports it; full precision on CPU."""
     enabled = device.type == "cuda" and torch.cuda.is_bf16_supported()
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
@@ -111,8 +112,6 @@ def _save(run: RunDir, plan: Plan, opts: TrainOptions, model: Segmentor,
         "step": step, "checkpoint": str(run.checkpoint_path(step).relative_to(run.root)),
         "state": str(run.state_path(step).relative_to(run.root)), "finished": False})
     run.prune(opts.keep, step)
-
-
 
 
 def _batches(plan: Plan, opts: TrainOptions, reader: SampleReader, step: int,

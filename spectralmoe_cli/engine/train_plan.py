@@ -86,6 +86,7 @@ def model_band_order(file_bands: list[Band], config_bands: list[str]) -> list[Ba
 
 
 def check_run_dir(run: RunDir, opts: TrainOptions) -> None:
+    """Never train over a run by accident: an existing --out needs --resume or --force."""
     if opts.resume and not run.is_empty() and not run.is_run():
         raise UsageError(f"{run.root} is not a training run (no run.json); nothing to resume")
     if not opts.resume and not opts.force and not run.is_empty():
@@ -116,29 +117,34 @@ def plan_run(opts: TrainOptions, run: RunDir) -> Plan:
     model_bands = model_band_order(file_bands, list(base.data.bands))
     order = reorder(file_bands, model_bands)
     cfg = base.with_data([b.name for b in model_bands], classes.num_classes)
+    stored = run.read_json("run.json") if opts.resume and run.is_run() else None
+    if stored is not None and stored["recipe"]["model"]["name"] != cfg.name:
+        raise UsageError(f"{run.root} is a run of model {stored['recipe']['model']['name']}, not "
+                         f"{cfg.name}; resume it with its own options, or train into a new --out")
     train_pairs = open_labelled(opts.train, len(file_bands), classes, opts.nodata)
     val_pairs = open_labelled(opts.val, len(file_bands), classes, opts.nodata) if opts.val else []
     data = {"train": manifest(train_pairs, _root(opts.train)),
             "val": manifest(val_pairs, _root(opts.val)) if opts.val else None}
     recipe = _recipe(opts, cfg, file_bands, classes, data)
-    stored = run.read_json("run.json") if opts.resume and run.is_run() else None
-    if stored is not None:
-        changed = _differences(stored["recipe"], recipe)
-        before = stored["recipe"]["model"]["name"]
-        if before != cfg.name:
-            raise UsageError(f"{run.root} is a run of model {before}, not {cfg.name}; resume it with "
-                             f"its own options, or train into a new --out")
-        if changed:
-            raise UsageError(f"{run.root} was started with other {', '.join(changed)}; resume it "
-                             f"with the same options, or train into a new --out")
-    if opts.stats is not None:
-        mean, std = load_stats(opts.stats, model_bands)
-    elif stored is not None:
-        mean, std = stored["mean"], stored["std"]
-    else:
-        stats = compute_stats([p.image for p in train_pairs], file_bands, opts.nodata)
-        mean, std = [stats.mean[i] for i in order], [stats.std[i] for i in order]
+    changed = _differences(stored["recipe"], recipe) if stored is not None else []
+    mean, std = _normalisation(opts, stored, train_pairs, file_bands, model_bands, order)
+    if stored is not None and (mean, std) != (stored["mean"], stored["std"]):
+        changed.append("normalisation statistics")
+    if changed:
+        raise UsageError(f"{run.root} was started with other {', '.join(changed)}; resume it "
+                         f"with the same options, or train into a new --out")
     return Plan(cfg, model_bands, order, classes, train_pairs, val_pairs, data, mean, std, recipe)
+
+
+def _normalisation(opts: TrainOptions, stored: dict | None, pairs: list[Pair], file_bands: list[Band],
+                   model_bands: list[Band], order: list[int]) -> tuple[list[float], list[float]]:
+    """Per-band mean and std in model band order: --stats, else the resumed run's, else computed."""
+    if opts.stats is not None:
+        return load_stats(opts.stats, model_bands)
+    if stored is not None:
+        return stored["mean"], stored["std"]
+    stats = compute_stats([p.image for p in pairs], file_bands, opts.nodata)
+    return [stats.mean[i] for i in order], [stats.std[i] for i in order]
 
 
 def _root(source: Path) -> Path:
@@ -146,6 +152,7 @@ def _root(source: Path) -> Path:
 
 
 def pick_device(name: str) -> torch.device:
+    """``auto`` prefers the first GPU; an explicit device must exist."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
