@@ -52,3 +52,66 @@ def assert_one_line_error(result: subprocess.CompletedProcess, code: int, *words
     assert len(errors) == 1, result.stderr
     for word in words:
         assert word in errors[0], errors[0]
+
+
+ISPRS_CLASSES = """\
+[[classes]]
+value = 0
+name = "impervious_surface"
+color = "#ffffff"
+[[classes]]
+value = 1
+name = "building"
+color = "#0000ff"
+[[classes]]
+value = 2
+name = "low_vegetation"
+color = "#00ffff"
+[[classes]]
+value = 3
+name = "tree"
+color = "#00ff00"
+[[classes]]
+value = 4
+name = "car"
+color = "#ffff00"
+[[classes]]
+value = 5
+name = "clutter"
+color = "#ff0000"
+"""
+
+
+def write_geotiff(path: Path, array, crs: str | None = "EPSG:32632", transform=None,
+                  nodata: float | None = None) -> Path:
+    """A GeoTIFF from a [bands, H, W] or [H, W] array (default grid: 0.5 m pixels)."""
+    import numpy as np
+    import rasterio
+
+    data = np.asarray(array)
+    data = data[None] if data.ndim == 2 else data
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with rasterio.open(path, "w", driver="GTiff", width=data.shape[2], height=data.shape[1],
+                       count=data.shape[0], dtype=data.dtype, crs=crs, nodata=nodata,
+                       transform=transform or rasterio.Affine(0.5, 0.0, 500000.0, 0.0, -0.5, 5000000.0)) as ds:
+        ds.write(data)
+    return path
+
+
+def potsdam_folder(shared: Path, dest: Path, tile: int = 256) -> Path:
+    """A labelled folder (PNG images/ + labels/) cut from the real Potsdam crop, and isprs.toml."""
+    import numpy as np
+    from PIL import Image
+
+    src = shared / "mmseg_isprs_loveda_samples" / "potsdam"
+    image = np.array(Image.open(src / "img" / "2_10_0_0_512_512.png"))
+    label = np.array(Image.open(src / "ann" / "2_10_0_0_512_512.png"))
+    (dest / "images").mkdir(parents=True)
+    (dest / "labels").mkdir()
+    for row in range(0, 512, tile):
+        for col in range(0, 512, tile):
+            name = f"2_10_{row}_{col}.png"
+            Image.fromarray(image[row:row + tile, col:col + tile]).save(dest / "images" / name)
+            Image.fromarray(label[row:row + tile, col:col + tile]).save(dest / "labels" / name)
+    (dest.parent / "isprs.toml").write_text(ISPRS_CLASSES)
+    return dest

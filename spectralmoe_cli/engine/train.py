@@ -1,0 +1,29 @@
+"""``spectralmoe train``: fine-tune a plugin and its head on a labelled folder; backbones stay frozen.
+
+Everything is checked before anything is written: options, device, the run directory, model,
+class file, bands and every training pair (train_plan). Only then is the model stack loaded and
+trained (train_loop). The result is a checkpoint that carries its bands, normalisation
+statistics, classes and provenance, so predict needs nothing else.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .run_dir import RunDir
+from .train_plan import TrainOptions, check_run_dir, pick_device, plan_run
+
+
+def train(opts: TrainOptions) -> Path | None:
+    """Run (or resume) training; return the final checkpoint, or None if the run had finished."""
+    opts.check()
+    device = pick_device(opts.device)
+    run = RunDir(opts.out)
+    check_run_dir(run, opts)
+    latest = run.latest() if opts.resume and run.is_run() else None
+    plan = plan_run(opts, run)
+    if latest is not None and latest.get("finished"):
+        return None
+    from .train_loop import fit  # the model stack (timm, seconds to import) only for good input
+
+    return fit(opts, plan, run, device)

@@ -1,0 +1,168 @@
+"""What a training run is, decided and checked before anything is written or any model is built.
+
+Options, the run directory, model config, class file, bands and every training pair are
+validated here; the normalisation statistics are computed (or read) here too. Nothing in this
+module loads the model stack, so bad input fails fast.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..bands import Band, parse_band_list, reorder, resolve_all
+from ..config import ModelConfig, load_config
+from ..errors import UsageError
+from .classes import ClassSpec, load_classes
+from .data import Pair, manifest, open_labelled
+from .optim import WEIGHT_DECAY
+from .run_dir import RunDir
+from .stats import compute_stats, load_stats
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    model: str
+    train: Path
+    bands: str
+    classes: Path
+    out: Path
+    val: Path | None = None
+    steps: int = 4000
+    batch_size: int = 8
+    crop: int = 512
+    lr: float = 1e-4
+    accumulate: int = 1
+    checkpoint_every: int = 500
+    keep: int = 5
+    resume: bool = False
+    force: bool = False
+    seed: int = 42
+    deterministic: bool = False
+    device: str = "auto"
+    reduce_zero_label: bool = False
+    stats: Path | None = None
+    nodata: float | None = None
+    workers: int = 2
+    command: str = ""
+
+    def check(self) -> None:
+        for name, low in (("steps", 1), ("batch_size", 1), ("crop", 16), ("accumulate", 1),
+                          ("checkpoint_every", 0), ("keep", 0), ("workers", 0), ("seed", 0)):
+            if getattr(self, name) < low:
+                raise UsageError(f"--{name.replace('_', '-')} must be at least {low}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise UsageError("--lr must be a positive number")
+        if self.resume and self.force:
+            raise UsageError("give --resume (continue the run) or --force (start it over), not both")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a run is, decided before anything is written."""
+
+    cfg: ModelConfig
+    model_bands: list[Band]
+    band_order: list[int]
+    classes: ClassSpec
+    train_pairs: list[Pair]
+    val_pairs: list[Pair]
+    data: dict
+    mean: list[float]
+    std: list[float]
+    recipe: dict
+
+
+def model_band_order(file_bands: list[Band], config_bands: list[str]) -> list[Band]:
+    """The config's order when it names exactly these bands (so an RGB model keeps red, green,
+    blue on its pretrained kernels whatever the file order), otherwise the file order."""
+    wanted = resolve_all(config_bands)
+    if sorted(b.name for b in wanted) == sorted(b.name for b in file_bands):
+        return wanted
+    return file_bands
+
+
+def check_run_dir(run: RunDir, opts: TrainOptions) -> None:
+    """Never train over a run by accident: an existing --out needs --resume or --force."""
+    if opts.resume and not run.is_empty() and not run.is_run():
+        raise UsageError(f"{run.root} is not a training run (no run.json); nothing to resume")
+    if not opts.resume and not opts.force and not run.is_empty():
+        raise UsageError(f"{run.root} already exists; continue that run with --resume or start "
+                         f"it over with --force")
+
+
+def _recipe(opts: TrainOptions, cfg: ModelConfig, file_bands: list[Band], classes: ClassSpec,
+            data: dict) -> dict:
+    return {
+        "model": cfg.model_dump(mode="json"), "bands": [b.name for b in file_bands],
+        "classes": classes.to_json(), "train_data": data["train"]["sha256"],
+        "val_data": data["val"]["sha256"] if data["val"] else None, "nodata": opts.nodata,
+        "steps": opts.steps, "batch_size": opts.batch_size, "crop": opts.crop, "lr": opts.lr,
+        "weight_decay": WEIGHT_DECAY, "accumulate": opts.accumulate, "seed": opts.seed,
+    }
+
+
+def _differences(stored: dict, recipe: dict) -> list[str]:
+    return [key for key in sorted(set(stored) | set(recipe)) if stored.get(key) != recipe.get(key)]
+
+
+def plan_run(opts: TrainOptions, run: RunDir) -> Plan:
+    """Validate options, model, classes, bands and data; decide stats. Writes nothing."""
+    base = load_config(opts.model)
+    classes = load_classes(opts.classes, opts.reduce_zero_label)
+    file_bands = resolve_all(parse_band_list(opts.bands))
+    model_bands = model_band_order(file_bands, list(base.data.bands))
+    order = reorder(file_bands, model_bands)
+    cfg = base.with_data([b.name for b in model_bands], classes.num_classes)
+    stored = run.read_json("run.json") if opts.resume and run.is_run() else None
+    if stored is not None and stored["recipe"]["model"]["name"] != cfg.name:
+        raise UsageError(f"{run.root} is a run of model {stored['recipe']['model']['name']}, not "
+                         f"{cfg.name}; resume it with its own options, or train into a new --out")
+    train_pairs = open_labelled(opts.train, len(file_bands), classes, opts.nodata)
+    val_pairs = open_labelled(opts.val, len(file_bands), classes, opts.nodata) if opts.val else []
+    data = {"train": manifest(train_pairs, _root(opts.train)),
+            "val": manifest(val_pairs, _root(opts.val)) if opts.val else None}
+    recipe = _recipe(opts, cfg, file_bands, classes, data)
+    changed = _differences(stored["recipe"], recipe) if stored is not None else []
+    mean, std = _normalisation(opts, stored, train_pairs, file_bands, model_bands, order)
+    if stored is not None and (mean, std) != (stored["mean"], stored["std"]):
+        changed.append("normalisation statistics")
+    if changed:
+        raise UsageError(f"{run.root} was started with other {', '.join(changed)}; resume it "
+                         f"with the same options, or train into a new --out")
+    return Plan(cfg, model_bands, order, classes, train_pairs, val_pairs, data, mean, std, recipe)
+
+
+def _normalisation(opts: TrainOptions, stored: dict | None, pairs: list[Pair], file_bands: list[Band],
+                   model_bands: list[Band], order: list[int]) -> tuple[list[float], list[float]]:
+    """Per-band mean and std in model band order: --stats, else the resumed run's, else computed."""
+    if opts.stats is not None:
+        return load_stats(opts.stats, model_bands)
+    if stored is not None:
+        return stored["mean"], stored["std"]
+    stats = compute_stats([p.image for p in pairs], file_bands, opts.nodata)
+    return [stats.mean[i] for i in order], [stats.std[i] for i in order]
+
+
+def _root(source: Path) -> Path:
+    return source.parent if source.is_file() else source
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto`` prefers the first GPU; an explicit device must exist."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise UsageError(f"--device {name!r} is not a device; use auto, cpu, cuda or cuda:N") from exc
+    if device.type not in ("cpu", "cuda"):
+        raise UsageError(f"--device {name!r}: only cpu and cuda are supported")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"--device {name}: no CUDA GPU is visible; use --device cpu")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise UsageError(f"--device {name}: only {torch.cuda.device_count()} GPU(s) visible")
+    return device
