@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from checkpoints import make_checkpoint
-from helpers import ROOT, assert_one_line_error, run_cli
+from helpers import ROOT, assert_one_line_error, run_cli, run_cli_process
 from scenes import smooth_field, write_scene
 
 ARGS = ["--bands", "red,green,blue,nir", "--tile", "64", "--overlap", "16", "--chunk", "96",
@@ -45,8 +45,9 @@ def setup(tmp_path_factory):
 @pytest.mark.slow
 def test_local_cluster_of_two_workers_gives_the_local_map(setup, tmp_path):
     scene, ckpt, reference = setup
-    result = run_cli("predict", scene, "--checkpoint", ckpt, *ARGS, "--cluster", "local:2",
-                     "--out", tmp_path)
+    # a separate process: a LocalCluster sets OMP_NUM_THREADS=1 and friends in its parent's environment
+    result = run_cli_process("predict", scene, "--checkpoint", ckpt, *ARGS, "--cluster", "local:2",
+                             "--out", tmp_path)
     assert result.returncode == 0, result.stderr
     assert _cog_bytes(result.stdout) == reference
     summary = json.loads(result.stdout)

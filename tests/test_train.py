@@ -93,7 +93,9 @@ def test_kill_then_resume_gives_bit_identical_weights(potsdam, tmp_path):
     state = json.loads(latest.read_text())
     assert not state["finished"] and not (killed / "model.safetensors").exists()  # killed mid-run
 
-    resumed = run_cli(*_train_args(folder, classes, killed, *common, "--workers", "2", "--resume"))
+    # a separate process, like the two runs it is compared with (same environment, same threads)
+    resumed = subprocess.run(_cmd(*_train_args(folder, classes, killed, *common, "--workers", "2", "--resume")),
+                             env=_env(), capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"steps {state['step'] + 1}..24" in resumed.stderr
     a, b = load_file(straight / "model.safetensors"), load_file(killed / "model.safetensors")
