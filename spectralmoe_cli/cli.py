@@ -408,6 +408,50 @@ def train(
     typer.echo(f"{out} has finished training; nothing to do" if final is None else str(final))
 
 
+@app.command()
+def evaluate(
+    checkpoint: Path = typer.Argument(..., help="The .safetensors checkpoint to score."),
+    source: Path = typer.Argument(..., help="A labelled folder (images/ + labels/) or an image,label CSV."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report folder: metrics.json, per_class.csv, "
+                                                                "confusion.csv, report.md, confusion.png."),
+    bands: Optional[str] = typer.Option(None, "--bands", "-b", help="The images' bands in file order "
+                                                                     "[default: their band descriptions]."),
+    classes: Optional[Path] = typer.Option(None, "--classes", help="Class file (TOML/YAML) [default: the one "
+                                                                   "the checkpoint was trained with]."),
+    reduce_zero_label: Optional[bool] = typer.Option(None, "--reduce-zero-label/--no-reduce-zero-label",
+                                                     help="Labels 0 -> ignore, k -> k-1 [default: as trained]."),
+    min_miou: Optional[float] = typer.Option(None, "--min-miou", help="Exit 4 below this mIoU "
+                                                                      "(0.6 or 60 both mean 60 %)."),
+    tile: Optional[int] = typer.Option(None, "--tile", help="Tile size [default: the checkpoint's]."),
+    overlap: Optional[int] = typer.Option(None, "--overlap", help="Tile overlap [default: the checkpoint's]."),
+    blend: str = typer.Option("hann", "--blend", help="hann | linear | none | center."),
+    nodata: Optional[float] = typer.Option(None, "--nodata", help="Override every band's nodata value."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda:N."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Tiles per forward pass."),
+    as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON instead of a table."),
+) -> None:
+    """Score a checkpoint on a labelled folder with the paper's metrics (mmseg IoUMetric).
+
+    Every image goes through the same tiled engine as predict (so seams and edges count); one
+    confusion matrix is pooled over all labelled pixels: IoU = TP/(TP+FP+FN), Acc = TP/(TP+FN),
+    mIoU/mAcc skip classes with neither ground truth nor prediction, aAcc = ΣTP/Σlabelled, label
+    255 ignored; plus precision, recall, F1 and Cohen's kappa. Example:
+
+        spectralmoe evaluate runs/potsdam/model.safetensors data/vaihingen --out report/ --min-miou 60
+    """
+    from .bands import parse_band_list
+    from .engine.evaluate import EvaluateOptions, check_min_miou, run_evaluate
+    from .engine.reports import render_table
+
+    metrics = run_evaluate(EvaluateOptions(
+        checkpoint=checkpoint, source=source, out=out,
+        bands=parse_band_list(bands) if bands else None, classes=classes,
+        reduce_zero_label=reduce_zero_label, tile=tile, overlap=overlap, blend=blend,
+        nodata=nodata, device=device, batch_size=batch_size))
+    typer.echo(json.dumps(metrics.to_dict(), indent=2) if as_json else render_table(metrics))
+    check_min_miou(metrics, min_miou)
+
+
 def main() -> None:
     """Console entry point: run the app, turn our errors into one line and an exit code."""
     try:

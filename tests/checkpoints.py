@@ -16,7 +16,8 @@ COLORS = ["#1f77b4", "#2ca02c", "#d62728", "#ff7f0e", "#9467bd", "#8c564b"]
 
 def make_checkpoint(path: Path, bands: list[str] = RGBN, num_classes: int = 3,
                     model: str = "spectralmoe_tiny", seed: int = 0, constant_class: int | None = None,
-                    mean: float = 100.0, std: float = 50.0, tile: int = 64, overlap: int = 16) -> Path:
+                    mean: float = 100.0, std: float = 50.0, tile: int = 64, overlap: int = 16,
+                    class_names: list[str] | None = None) -> Path:
     """A random tiny model; with ``constant_class`` its head always predicts that class."""
     torch.manual_seed(seed)
     net = build_model(load_config(model).with_data(bands, num_classes))
@@ -28,8 +29,8 @@ def make_checkpoint(path: Path, bands: list[str] = RGBN, num_classes: int = 3,
     meta = CheckpointMeta(
         model=net.cfg, bands=[BandInfo(name=b) for b in bands], mean=[mean] * len(bands),
         std=[std] * len(bands),
-        classes=[ClassInfo(value=i, name=f"class{i}", color=COLORS[i % len(COLORS)])
-                 for i in range(num_classes)],
+        classes=[ClassInfo(value=i, name=(class_names or [])[i] if class_names else f"class{i}",
+                           color=COLORS[i % len(COLORS)]) for i in range(num_classes)],
         tile=TileDefaults(size=tile, overlap=overlap), contains=[],
         provenance={"note": "random tiny model written by the tests"},
     )

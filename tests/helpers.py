@@ -98,19 +98,20 @@ def write_geotiff(path: Path, array, crs: str | None = "EPSG:32632", transform=N
     return path
 
 
-def potsdam_folder(shared: Path, dest: Path, tile: int = 256) -> Path:
-    """A labelled folder (PNG images/ + labels/) cut from the real Potsdam crop, and isprs.toml."""
+def potsdam_folder(shared: Path, dest: Path, tile: int = 256, domain: str = "potsdam") -> Path:
+    """A labelled folder (PNG images/ + labels/) cut from the real ISPRS crop, and isprs.toml."""
     import numpy as np
     from PIL import Image
 
-    src = shared / "mmseg_isprs_loveda_samples" / "potsdam"
-    image = np.array(Image.open(src / "img" / "2_10_0_0_512_512.png"))
-    label = np.array(Image.open(src / "ann" / "2_10_0_0_512_512.png"))
+    src = shared / "mmseg_isprs_loveda_samples" / domain
+    stem = {"potsdam": "2_10_0_0_512_512", "vaihingen": "area1_0_0_512_512"}[domain]
+    image = np.array(Image.open(src / "img" / f"{stem}.png"))
+    label = np.array(Image.open(src / "ann" / f"{stem}.png"))
     (dest / "images").mkdir(parents=True)
     (dest / "labels").mkdir()
     for row in range(0, 512, tile):
         for col in range(0, 512, tile):
-            name = f"2_10_{row}_{col}.png"
+            name = f"{domain}_{row}_{col}.png"
             Image.fromarray(image[row:row + tile, col:col + tile]).save(dest / "images" / name)
             Image.fromarray(label[row:row + tile, col:col + tile]).save(dest / "labels" / name)
     (dest.parent / "isprs.toml").write_text(ISPRS_CLASSES)

@@ -61,6 +61,13 @@ class ClassSpec:
         """The checkpoint's classes: numbered 0..K-1."""
         return [ClassInfo(value=i, name=n, color=c) for i, (n, c) in enumerate(zip(self.names, self.colors))]
 
+    @classmethod
+    def from_json(cls, data: dict, source: str) -> "ClassSpec":
+        """The spec a training run stored in its checkpoint's provenance (``labels``)."""
+        return cls(values=tuple(data["values"]), names=tuple(data["names"]),
+                   colors=tuple(data["colors"]), ignore=tuple(data["ignore"]),
+                   reduce_zero_label=bool(data["reduce_zero_label"]), source=source)
+
     def to_json(self) -> dict:
         return {"values": list(self.values), "names": list(self.names), "colors": list(self.colors),
                 "ignore": list(self.ignore), "reduce_zero_label": self.reduce_zero_label}

@@ -20,6 +20,8 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from .. import __version__
 from ..checkpoint import CheckpointMeta
 from ..errors import InputDataError, SpectralMoEError, TransientError, UsageError
@@ -147,6 +149,21 @@ class ScenePredictor:
             log.exception("%s: internal error", source)
             result.error, result.exit_code = f"internal error: {type(exc).__name__}: {exc}", 1
         return result
+
+    def class_map(self, source: str) -> np.ndarray:
+        """The class map of one scene through the same tiled engine, as an array (for evaluate).
+
+        The store is written to the output folder and removed again; nothing else is produced.
+        """
+        scene = open_scene(source).with_nodata(self.settings.nodata)
+        band_index = model_band_indices(scene, self.settings.bands, self.meta)
+        paths = self._paths(output_name(scene, self.meta, self.settings, band_index))
+        for key in ("partial", "spill"):
+            _remove(paths[key])
+        self._fill_store(scene, band_index, paths, SceneResult(scene=source, status="failed"))
+        classes = np.asarray(zarr_store.open_store(paths["partial"])["classes"][:])
+        _remove(paths["partial"])
+        return classes
 
     def _paths(self, name: str) -> dict[str, Path]:
         out = self.out_dir

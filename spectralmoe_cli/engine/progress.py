@@ -14,10 +14,14 @@ LOG_EVERY = 20
 
 
 class Progress:
-    """``start``/``advance``/``finish`` tasks; rich only when stderr is a TTY and not quiet."""
+    """``start``/``advance``/``finish`` tasks; rich only when stderr is a TTY and not quiet.
+
+    ``enabled=False`` is silent (evaluate scores many small images; one line each is enough).
+    """
 
     def __init__(self, enabled: bool = True, every: float = 30.0) -> None:
         self.every = every
+        self.enabled = enabled
         self._rich = None
         self._state: dict[int, tuple[str, int, int, float, float]] = {}
         self._next = 0
@@ -43,6 +47,9 @@ class Progress:
             return
         description, total, done, started, last = self._state[task]
         done += n
+        if not self.enabled:
+            self._state[task] = (description, total, done, started, last)
+            return
         now = time.monotonic()
         if now - last >= self.every or done == total:
             eta = (now - started) / done * (total - done) if done else 0.0

@@ -17,11 +17,15 @@ import rioxarray
 import xarray as xr
 from affine import Affine
 from rasterio.crs import CRS
-from rasterio.errors import RasterioIOError
+from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 
 from ..errors import InputDataError
 
 READ_CHUNK = 1024  # dask chunk of the lazy array; a window read touches only its chunks
+
+# A scene without georeferencing is allowed and reported once per scene by predict; GDAL's own
+# warning would otherwise repeat on every lazy window read, from any thread.
+warnings.filterwarnings("ignore", category=NotGeoreferencedWarning)
 
 
 @dataclass

@@ -1,0 +1,111 @@
+"""evaluate: a checkpoint against a labelled folder, through the tiled predict engine.
+
+Each image is predicted exactly as ``spectralmoe predict`` would (same grid, blending, nodata
+handling; seams and edges count), then one confusion matrix is pooled over every labelled pixel of
+the folder and scored with mmseg IoUMetric's definitions.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import rasterio
+
+from ..errors import ConfigError, InputDataError, PartialFailure
+from .batch import load_tile_model
+from .classes import ClassSpec, load_classes
+from .data import find_pairs, iter_labelled
+from .metrics import ConfusionMatrix, Metrics, compute_metrics
+from .predict import PredictSettings, ScenePredictor
+from .progress import Progress
+from .reports import write_report
+
+log = logging.getLogger("spectralmoe.evaluate")
+
+
+@dataclass
+class EvaluateOptions:
+    checkpoint: Path
+    source: Path
+    out: Path | None = None
+    bands: list[str] | None = None
+    classes: Path | None = None
+    reduce_zero_label: bool | None = None
+    tile: int | None = None
+    overlap: int | None = None
+    blend: str = "hann"
+    nodata: float | None = None
+    device: str = "auto"
+    batch_size: int | None = None
+    deterministic: bool | None = None
+
+
+def _class_spec(opts: EvaluateOptions, meta) -> ClassSpec:
+    """The class file given, else the one the training run stored in the checkpoint."""
+    stored = meta.provenance.get("labels")
+    if opts.classes is not None:
+        spec = load_classes(opts.classes, bool(opts.reduce_zero_label))
+    elif stored:
+        spec = ClassSpec.from_json(stored, f"{opts.checkpoint} (provenance)")
+        if opts.reduce_zero_label is not None:
+            spec = ClassSpec(spec.values, spec.names, spec.colors, spec.ignore,
+                             opts.reduce_zero_label, spec.source)
+    else:
+        raise ConfigError(f"{opts.checkpoint} records no class file; give --classes FILE")
+    names = [c.name for c in meta.classes]
+    if list(spec.names) != names:
+        raise ConfigError(f"class file {spec.source} names {', '.join(spec.names)}; the checkpoint's "
+                          f"classes are {', '.join(names)}")
+    return spec
+
+
+def min_miou_fraction(value: float) -> float:
+    """``--min-miou`` as a fraction: 0.6 and 60 both mean 60 %."""
+    return value / 100.0 if value > 1.0 else value
+
+
+def run_evaluate(opts: EvaluateOptions) -> Metrics:
+    """Score the folder (and write the report when ``out`` is given)."""
+    tile_model = load_tile_model(opts.checkpoint, opts.device, opts.batch_size, opts.deterministic)
+    meta = tile_model.meta
+    spec = _class_spec(opts, meta)
+    pairs = find_pairs(opts.source)
+    if not pairs:
+        raise InputDataError(f"{opts.source} holds no image/label pairs")
+    if opts.bands:
+        band_count = len(opts.bands)
+    else:
+        with rasterio.open(pairs[0][0]) as first:
+            band_count = first.count
+    settings = PredictSettings(bands=opts.bands, tile=opts.tile or meta.tile.size,
+                               overlap=meta.tile.overlap if opts.overlap is None else opts.overlap,
+                               blend=opts.blend, nodata=opts.nodata, formats=("zarr",))
+    settings.validate()
+    matrix = ConfusionMatrix(spec.num_classes)
+    progress = Progress(enabled=False)
+    with tempfile.TemporaryDirectory(prefix="spectralmoe-evaluate-") as work:
+        predictor = ScenePredictor(meta, tile_model, settings, Path(work), progress)
+        images = 0
+        for item in iter_labelled(opts.source, spec, band_count, opts.nodata):
+            matrix.update(predictor.class_map(str(item.image)), item.label)
+            images += 1
+            log.info("%s: scored (%d/%d)", item.image.name, images, len(pairs))
+    metrics = compute_metrics(matrix, list(spec.names))
+    if opts.out is not None:
+        write_report(metrics, opts.out, extra={
+            "checkpoint": str(opts.checkpoint), "checkpoint_hash": meta.content_hash,
+            "model": meta.model.name, "source": str(opts.source), "images": images,
+            "settings": {"tile": settings.tile, "overlap": settings.overlap, "blend": settings.blend,
+                         "bands": opts.bands, "nodata": opts.nodata},
+        })
+    return metrics
+
+
+def check_min_miou(metrics: Metrics, bar: float | None) -> None:
+    """PartialFailure (exit 4) when mIoU is below the bar, so cron and CI can gate on quality."""
+    if bar is not None and not metrics.miou >= min_miou_fraction(bar):
+        raise PartialFailure(f"mIoU {metrics.miou * 100:.2f} % is below --min-miou "
+                             f"{min_miou_fraction(bar) * 100:.2f} %")
