@@ -216,11 +216,11 @@ def _break(case: str, folder: Path, classes: Path) -> list[str]:
 
 @pytest.mark.parametrize("case,code,words", [
     ("empty", 3, ["is empty"]),
-    ("images without labels", 3, ["1 image(s)", "have no label", "2_10_0_0"]),
+    ("images without labels", 3, ["1 image(s)", "have no label", "potsdam_0_0"]),
     ("labels without images", 3, ["1 label(s)", "have no image", "extra"]),
-    ("mismatched sizes", 3, ["is 256x100 but its image", "2_10_0_256.png"]),
+    ("mismatched sizes", 3, ["is 256x100 but its image", "potsdam_0_256.png"]),
     ("duplicate class values", 2, ["duplicate class value(s) 4"]),
-    ("label values outside the classes", 3, ["2_10_256_0.png", "label value(s) 9"]),
+    ("label values outside the classes", 3, ["potsdam_256_0.png", "label value(s) 9"]),
     ("unknown model", 2, ["unknown model 'segformer_b5'"]),
     ("band count", 3, ["has 3 band(s) but --bands names 2"]),
     pytest.param("no gpu", 2, ["no CUDA GPU"], marks=pytest.mark.skipif(
