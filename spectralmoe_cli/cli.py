@@ -112,7 +112,8 @@ def _pick(given, config: dict, key: str, default):
 
 @app.command()
 def predict(
-    scenes: list[str] = typer.Argument(..., help="Scenes: GeoTIFF/COG/VRT/any GDAL raster, or Zarr stores."),
+    scenes: Optional[list[str]] = typer.Argument(None, help="Scenes: GeoTIFF/COG/VRT/any GDAL raster, Zarr "
+                                                 "stores, or STAC item JSON files or URLs."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (created if missing)."),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", "-c",
                                               help="A .safetensors checkpoint [default: the bundled model]."),
@@ -143,6 +144,23 @@ def predict(
     cluster: Optional[str] = typer.Option(None, "--cluster",
                                           help="Start a local dask cluster: local:N (N worker processes; "
                                                "one GPU each where there are GPUs)."),
+    stac: Optional[str] = typer.Option(None, "--stac", help="STAC API root URL: also segment every item "
+                                        "a search finds (needs --collection, --datetime, an AOI)."),
+    collection: Optional[str] = typer.Option(None, "--collection", help="Collection to search, e.g. sentinel-2-l2a."),
+    bbox: Optional[str] = typer.Option(None, "--bbox", help="AOI W,S,E,N in degrees: STAC items are clipped "
+                                       "to it on the finest band's grid, as fetch does."),
+    intersects: Optional[Path] = typer.Option(None, "--intersects", help="AOI as a GeoJSON file "
+                                              "(searched as given, items clipped to its bounding box)."),
+    datetime_range: Optional[str] = typer.Option(None, "--datetime", help="Search time: P1D, PT6H, yesterday, "
+                                                 "2024-01-01/2024-01-31, 2024-01-01/.."),
+    max_cloud: Optional[float] = typer.Option(None, "--max-cloud", min=0, max=100,
+                                              help="Keep items with eo:cloud_cover <= PCT."),
+    max_items: Optional[int] = typer.Option(None, "--max-items", min=1, help="At most N items, newest first."),
+    retries: Optional[int] = typer.Option(None, "--retries", min=0, help="Retries of a transient HTTP error "
+                                          "(catalog, item, asset reads) [default: 4]."),
+    retry_backoff: Optional[float] = typer.Option(None, "--retry-backoff", min=0,
+                                                  help="Seconds before the first retry, doubled each time [default: 1]."),
+    timeout: Optional[float] = typer.Option(None, "--timeout", min=1, help="Seconds per HTTP request [default: 30]."),
     config: Optional[Path] = typer.Option(None, "--config", help="TOML/YAML file with defaults for these options."),
     force: bool = typer.Option(False, "--force", help="Recompute outputs that already exist."),
     as_json: bool = typer.Option(False, "--json", help="Print the run summary as JSON on stdout."),
@@ -155,9 +173,17 @@ def predict(
 
         spectralmoe predict scene.tif --bands B4,B3,B2,B8 --out maps/
 
+    STAC items stream straight in (range reads of the model's bands, by band name, scaled to
+    physical units as fetch does), clipped to --bbox/--intersects when given. Every night:
+
+        spectralmoe predict --stac https://earth-search.aws.element84.com/v1
+          --collection sentinel-2-l2a --bbox 11.30,48.05,11.45,48.15 --datetime P1D
+          --max-cloud 20 --out maps/
+
     A failed scene does not stop the others; the run ends with a summary (also written to
     OUT/spectralmoe-summary.json) and exit 4 if any scene failed (a single scene's own code, e.g.
-    3 for a missing band, when it was the only scene).
+    3 for a missing band, when it was the only scene). A search that finds nothing is exit 0;
+    a catalog that stays unreachable, exit 75.
     """
     from .bands import parse_band_list
     from .checkpoint import read_metadata
@@ -165,7 +191,9 @@ def predict(
     from .engine.batch import run_predict
     from .engine.distributed import parse_cluster
     from .engine.predict import PredictSettings
+    from .engine.stac_sources import scene_sources, stac_options
     from .errors import ConfigError
+    from .net import RetryPolicy
 
     conf = _config_defaults(config)
     checkpoint = _pick(checkpoint, conf, "checkpoint", None)
@@ -194,9 +222,21 @@ def predict(
     run_cluster = _pick(cluster, conf, "cluster", None)
     if run_scheduler and run_cluster:
         raise typer.BadParameter("give --scheduler or --cluster, not both")
+    policy = RetryPolicy(int(_pick(retries, conf, "retries", 4)),
+                         float(_pick(retry_backoff, conf, "retry_backoff", 1.0)),
+                         float(_pick(timeout, conf, "timeout", 30.0)))
+    stac_opts = stac_options(
+        _pick(stac, conf, "stac", None), _pick(collection, conf, "collection", None),
+        _pick(bbox, conf, "bbox", None), _pick(intersects, conf, "intersects", None),
+        _pick(datetime_range, conf, "datetime", None), _pick(max_cloud, conf, "max_cloud", None),
+        _pick(max_items, conf, "max_items", None), policy)
     if conf:
         raise ConfigError(f"--config {config}: unknown option(s) {', '.join(sorted(conf))}")
-    summary = run_predict(scenes, checkpoint, out, settings, device=run_device,
+    sources = scene_sources(scenes or [], stac_opts, settings.bands, meta)
+    if not sources:
+        typer.echo(f"nothing to do: {stac_opts.no_match()}")
+        return
+    summary = run_predict(sources, checkpoint, out, settings, device=run_device,
                           batch_size=run_batch, deterministic=run_deterministic,
                           progress=logging.getLogger("spectralmoe").level <= logging.INFO,
                           compile_model=run_compile, scheduler=run_scheduler,

@@ -56,15 +56,21 @@ class RetryPolicy:
             "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
         }
 
-    def call(self, fn: Callable[[], T], what: str) -> T:
-        """Run ``fn``; retry it while it fails transiently, then raise ``TransientError``."""
+    def call(self, fn: Callable[[], T], what: str,
+             retry_also: Callable[[Exception], bool] = lambda exc: False) -> T:
+        """Run ``fn``; retry it while it fails transiently, then raise ``TransientError``.
+
+        ``retry_also`` picks failures that may be transient without saying so; they are retried
+        too, but re-raised as they are once the retries are spent.
+        """
         for attempt in range(self.retries + 1):
             try:
                 return fn()
             except Exception as exc:
-                if not is_transient(exc):
+                transient, last = is_transient(exc), attempt == self.retries
+                if not transient and (last or not retry_also(exc)):
                     raise
-                if attempt == self.retries:
+                if last:
                     raise TransientError(
                         f"{what}: {describe(exc)} (gave up after {self.retries + 1} attempts; "
                         f"safe to rerun)") from exc

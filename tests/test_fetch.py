@@ -21,41 +21,17 @@ from rasterio.windows import Window, from_bounds
 from rio_cogeo.cogeo import cog_validate
 
 import fetch_world
-from helpers import assert_one_line_error, run_cli
+from helpers import assert_one_line_error
+from served_world import Servers
 from spectralmoe_cli.net import RetryPolicy
 from spectralmoe_cli.stac import SearchRequest, open_catalog, parse_bbox, parse_datetime, search
-from stac_servers import FaultProxy, Nginx, Rustac, free_port, nginx_binary, rustac_binary
+from stac_servers import FaultProxy, free_port, nginx_binary, rustac_binary
 
 pytestmark = pytest.mark.skipif(
     nginx_binary() is None or rustac_binary() is None,
     reason="needs nginx (Debian nginx-light; .ci/run installs it) and rustac (pip: rustac)")
 
-FAST = ("--retries", "2", "--retry-backoff", "0.01", "--timeout", "5")
-MAY = ("--datetime", "2024-05-01/2024-05-31")
 BANDS = ["red", "green", "blue", "nir", "swir16"]
-
-
-class Servers:
-    def __init__(self, root: Path):
-        self.nginx = Nginx(root / "assets", root / "nginx")
-        self.flaky = FaultProxy(self.nginx.url)
-        self.world = fetch_world.build(root, self.nginx.url, self.flaky.url)
-        self.rustac = Rustac(self.world.stac_files)
-        self.api = FaultProxy(self.rustac.url)
-        self.bbox = ",".join(repr(v) for v in fetch_world.aoi_lonlat())
-
-    def fetch(self, out: Path, collection: str = "s2-test", *extra: str, catalog: str = ""):
-        args = ["fetch", "--catalog", catalog or self.api.url, "--collection", collection,
-                "--out", out, *FAST]
-        if "--bbox" not in extra and "--intersects" not in extra:
-            args += ["--bbox", self.bbox]
-        if "--datetime" not in extra:
-            args += list(MAY)
-        return run_cli(*args, *extra, timeout=120)
-
-    def stop(self) -> None:
-        for server in (self.api, self.rustac, self.flaky, self.nginx):
-            server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ from ..checkpoint import read_metadata
 from .models import model_from_checkpoint
 from .predict import PredictSettings, SceneResult, ScenePredictor, check_output_dir
 from .progress import Progress
+from .stac_sources import StacSource
 
 log = logging.getLogger("spectralmoe.predict")
 SUMMARY_NAME = "spectralmoe-summary.json"
@@ -71,7 +72,7 @@ def write_summary(summary: dict, out_dir: Path) -> Path:
     return path
 
 
-def run_predict(scenes: list[str], checkpoint: Path, out_dir: Path, settings: PredictSettings,
+def run_predict(scenes: list[str | StacSource], checkpoint: Path, out_dir: Path, settings: PredictSettings,
                 device: str = "auto", batch_size: int | None = None,
                 deterministic: bool | None = None, progress: bool = True,
                 compile_model: bool = False, scheduler: str | None = None,
@@ -100,7 +101,7 @@ def run_predict(scenes: list[str], checkpoint: Path, out_dir: Path, settings: Pr
     try:
         predictor = ScenePredictor(meta, tile_model, settings, out_dir, bar, cluster)
         for source in scenes:
-            results.append(predictor.run(str(source), log_errors=len(scenes) > 1))
+            results.append(predictor.run(source, log_errors=len(scenes) > 1))
     finally:
         bar.close()
         if cluster is not None:

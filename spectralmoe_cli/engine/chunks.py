@@ -22,7 +22,10 @@ from .mosaic import ChunkMosaic, SpillStore, class_map, probability_map
 
 @dataclass(frozen=True)
 class SceneJob:
-    """What every chunk of a scene needs to know; small and picklable."""
+    """What every chunk of a scene needs to know; small and picklable.
+
+    ``opener`` is what reopens the scene on a dask worker: the raster's path, or the STAC source.
+    """
 
     source: str
     band_index: tuple[int, ...]
@@ -37,6 +40,7 @@ class SceneJob:
     num_classes: int
     store: str
     spill_dir: str
+    opener: object = None
 
     @property
     def grid(self) -> Grid:

@@ -17,8 +17,8 @@ from typing import Callable
 
 from ..errors import TransientError, UsageError
 from ..io import zarr_store
-from ..io.scene import open_scene
 from .chunks import SceneJob, exchange_spills, infer_chunk, read_chunk, write_chunk
+from .stac_sources import open_source
 
 log = logging.getLogger("spectralmoe.distributed")
 
@@ -63,10 +63,10 @@ def run_chunk_task(job: SceneJob, spec: ModelSpec, i: int, j: int, *neighbours: 
     """The whole chunk on a worker; ``neighbours`` only order the task after them."""
     from distributed import get_worker
 
+    model = _model(spec)
     key = (job.source, job.nodata)
     if key not in _SCENES:
-        _SCENES[key] = open_scene(job.source).with_nodata(job.nodata)
-    model = _model(spec)
+        _SCENES[key] = open_source(job.opener, model.meta).with_nodata(job.nodata)
     start = time.perf_counter()
     read = read_chunk(job, _SCENES[key], i, j)
     infer_start = time.perf_counter()

@@ -40,9 +40,10 @@ from ..io.fetch_cog import file_checksum, write_cog
 from ..io.fetch_read import (BandReader, Encoding, Grid, encode, encoding_for, finest_grid,
                              open_bands, strips)
 from ..net import RetryPolicy
-from ..stac import (BandSource, SearchRequest, band_sources, check_collection_bands,
-                    get_collection, open_catalog, search)
+from ..stac import (BandSource, SearchRequest, band_sources, check_collection, get_collection,
+                    item_href, open_catalog, search)
 from ..stac.local import check_item_id, local_item, write_catalog, write_json_atomic
+from ..stac.radiometry import FETCHED
 
 log = logging.getLogger("spectralmoe.fetch")
 
@@ -95,9 +96,8 @@ def _plan(options: FetchOptions, items: list[pystac.Item]) -> list[_Plan]:
     for item in items:
         check_item_id(item.id)
         sources = band_sources(item, options.bands)
-        href = item.get_self_href() or (
-            f"{options.catalog.rstrip('/')}/collections/{options.request.collection}/items/{item.id}")
-        plans.append(_Plan(item, sources, href))
+        plans.append(_Plan(item, sources,
+                           item_href(item, options.catalog, options.request.collection)))
     return plans
 
 
@@ -111,7 +111,7 @@ def _finished(item_json: Path, cog: Path, fingerprint: dict[str, Any]) -> bool:
     try:
         doc = json.loads(item_json.read_text())
         asset = doc["assets"]["data"]
-        if doc["properties"].get("spectralmoe:fetch") != fingerprint:
+        if doc["properties"].get(FETCHED) != fingerprint:
             return False
         if not cog.is_file() or cog.stat().st_size != asset["file:size"]:
             return False
@@ -216,7 +216,7 @@ def _fetch_item(plan: _Plan, options: FetchOptions) -> Outcome:
                               footprint=footprint, bbox=bbox,
                               raster_bands=_raster_bands(grid, encoding, len(plan.sources)),
                               checksum=checksum, size=size, source_href=plan.source_href)
-        document["properties"]["spectralmoe:fetch"] = fingerprint
+        document["properties"][FETCHED] = fingerprint
         write_json_atomic(item_json, document)
     except InputDataError as exc:
         _cleanup(item_dir, created)
@@ -268,10 +268,7 @@ def run_fetch(options: FetchOptions, on_item: Callable[[Outcome], None] = lambda
     """Search, then fetch every item found; raises ``PartialFailure`` if any item failed."""
     client = open_catalog(options.catalog, options.policy)
     collection = get_collection(client, options.request.collection)
-    summaries = collection.summaries.to_dict() if collection.summaries else {}
-    platform = (summaries.get("platform") or summaries.get("constellation") or [None])[0]
-    check_collection_bands(collection.extra_fields.get("item_assets") or {},
-                           {"platform": platform}, options.bands, collection.id)
+    check_collection(collection, options.bands)
     result = search(client, options.request)
     report = FetchReport(filtering=result.filtering, sorting=result.sorting)
     if not result.items:

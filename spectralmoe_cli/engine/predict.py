@@ -28,13 +28,14 @@ from ..errors import InputDataError, SpectralMoEError, TransientError, UsageErro
 from ..io import zarr_store
 from ..io.cog import write_class_cog
 from ..io.quicklook import write_quicklook
-from ..io.scene import Scene, open_scene
+from ..io.scene import Scene
 from ..io.stac_item import build_item, write_item
 from ..io.tiling import BLENDS, Grid
 from .inference import TileModel
 from .chunks import SceneJob, exchange_spills, infer_chunk, read_chunk, write_chunk
 from .progress import Progress
 from .scene_bands import model_band_indices
+from .stac_sources import StacSource, open_source
 
 log = logging.getLogger("spectralmoe.predict")
 FORMATS = ("cog", "zarr")
@@ -90,7 +91,9 @@ def output_name(scene: Scene, meta: CheckpointMeta, settings: PredictSettings,
                 band_index: list[int]) -> str:
     """``<scene stem>_<model>_<8 hex>``: the same scene, model and settings give the same name."""
     source = Path(scene.source)
-    if source.exists():
+    if scene.origin is not None:
+        identity = list(scene.origin.identity)
+    elif source.exists():
         stat = source.stat() if source.is_file() else (source / ".zattrs").stat() \
             if (source / ".zattrs").exists() else source.stat()
         identity = [str(source.resolve()), stat.st_size, stat.st_mtime_ns]
@@ -102,7 +105,7 @@ def output_name(scene: Scene, meta: CheckpointMeta, settings: PredictSettings,
         "nodata": settings.nodata, "probabilities": settings.probabilities,
     }
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:8]
-    stem = source.name.split(".")[0] if source.name else "scene"
+    stem = scene.origin.name if scene.origin else (source.name.split(".")[0] or "scene")
     return f"{stem}_{meta.model.name}_{digest}"
 
 
@@ -136,9 +139,9 @@ class ScenePredictor:
         self.out_dir = out_dir
         self.progress = progress
 
-    def run(self, source: str, log_errors: bool = True) -> SceneResult:
+    def run(self, source: str | StacSource, log_errors: bool = True) -> SceneResult:
         """Predict one scene; its failure is recorded in the result, never raised."""
-        result = SceneResult(scene=source, status="failed")
+        result = SceneResult(scene=str(source), status="failed")
         try:
             self._run(source, result)
         except SpectralMoEError as exc:
@@ -155,7 +158,7 @@ class ScenePredictor:
 
         The store is written to the output folder and removed again; nothing else is produced.
         """
-        scene = open_scene(source).with_nodata(self.settings.nodata)
+        scene = open_source(source, self.meta).with_nodata(self.settings.nodata)
         band_index = model_band_indices(scene, self.settings.bands, self.meta)
         paths = self._paths(output_name(scene, self.meta, self.settings, band_index))
         for key in ("partial", "spill"):
@@ -172,9 +175,13 @@ class ScenePredictor:
                 "cog": out / f"{name}.tif", "item": out / f"{name}.json",
                 "quicklook": out / f"{name}.png", "lock": out / f".{name}.lock"}
 
-    def _run(self, source: str, result: SceneResult) -> None:
+    def _run(self, source: str | StacSource, result: SceneResult) -> None:
         settings = self.settings
-        scene = open_scene(source).with_nodata(settings.nodata)
+        scene = open_source(source, self.meta)
+        if scene is None:
+            result.status = "skipped"
+            return
+        scene = scene.with_nodata(settings.nodata)
         if scene.crs is None:
             log.warning("%s has no CRS: the map keeps its pixel grid but has no georeferencing", source)
         band_index = model_band_indices(scene, settings.bands, self.meta)
@@ -192,15 +199,15 @@ class ScenePredictor:
                 for key in ("zarr", "partial", "spill", "cog", "item", "quicklook"):
                     _remove(paths[key])
             if not paths["zarr"].exists():
-                self._fill_store(scene, band_index, paths, result)
+                self._fill_store(scene, band_index, paths, result, source)
                 zarr_store.finalize_store(paths["partial"])
                 os.replace(paths["partial"], paths["zarr"])
-            self._derive_outputs(scene, name, source, paths, result)
+            self._derive_outputs(scene, name, str(source), paths, result)
         paths["lock"].unlink(missing_ok=True)
         result.status = "done"
 
     def _fill_store(self, scene: Scene, band_index: list[int], paths: dict[str, Path],
-                    result: SceneResult) -> None:
+                    result: SceneResult, opener: str | StacSource | None = None) -> None:
         s = self.settings
         grid = Grid(scene.height, scene.width, s.tile, s.tile - s.overlap)
         chunk = max(grid.chunk_size(s.chunk), -(-s.tile // grid.stride) * grid.stride)
@@ -223,7 +230,7 @@ class ScenePredictor:
                        height=scene.height, width=scene.width, tile=s.tile, stride=grid.stride,
                        chunk=chunk, blend=s.blend, probabilities=s.probabilities,
                        num_classes=len(self.meta.classes), store=str(store),
-                       spill_dir=str(paths["spill"]))
+                       spill_dir=str(paths["spill"]), opener=opener or scene.source)
         group = zarr_store.open_store(store)
         chunks = grid.chunks(chunk)
         todo = [c for c in chunks if not zarr_store.chunk_done(group, *c)]
@@ -286,7 +293,7 @@ class ScenePredictor:
         item = build_item(name, source, scene.crs, scene.transform, scene.height, scene.width,
                           classes, assets, {"name": self.meta.model.name,
                                             "checkpoint_hash": self.meta.content_hash},
-                          settings, __version__)
+                          settings, __version__, scene.origin.href if scene.origin else None)
         write_item(item, paths["item"])
         if "zarr" not in formats:
             _remove(paths["zarr"])

@@ -78,9 +78,12 @@ class Encoding:
 
 
 def finest_grid(datasets: Sequence[rasterio.io.DatasetReader],
-                aoi_bbox: tuple[float, float, float, float]) -> Grid | None:
-    """The finest band's grid cut to the AOI (rounded outwards); ``None`` if they do not meet."""
+                aoi_bbox: tuple[float, float, float, float] | None) -> Grid | None:
+    """The finest band's grid cut to the AOI (rounded outwards), whole without an AOI;
+    ``None`` if they do not meet."""
     finest = min(datasets, key=lambda d: abs(d.transform.a * d.transform.e))
+    if aoi_bbox is None:
+        return Grid(finest.crs, finest.transform, finest.width, finest.height)
     left, bottom, right, top = transform_bounds("EPSG:4326", finest.crs, *aoi_bbox,
                                                 densify_pts=21)
     window = from_bounds(left, bottom, right, top, transform=finest.transform)
@@ -144,6 +147,8 @@ class BandReader:
         try:
             return self._read(window)
         except rasterio.errors.RasterioError as exc:
+            if self.band.href.startswith("/vsi"):
+                raise NetworkReadError(str(read_error(self.band, exc))) from exc
             raise read_error(self.band, exc) from exc
 
     def _read(self, window: Window) -> np.ma.MaskedArray:
@@ -199,3 +204,12 @@ def open_bands(bands: Sequence[ReadableBand]) -> Iterator[list[rasterio.io.Datas
 def read_error(band: ReadableBand, exc: Exception) -> InputDataError:
     """One line naming the asset; the GDAL error stays chained, for retry decisions."""
     return InputDataError(f"cannot read {band.href.removeprefix('/vsicurl/')}: {describe(exc)}")
+
+
+class NetworkReadError(InputDataError):
+    """Pixels of a network asset that opened fine could not be read.
+
+    Most often a range request was refused or dropped, but GDAL keeps the HTTP status to itself
+    and reports a bare TIFF read error, so this is worth retrying (``RetryPolicy.call``'s
+    ``retry_also``); failing every retry, the file itself is broken (exit 3).
+    """

@@ -8,7 +8,7 @@ so the model always sees physical values.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +28,16 @@ READ_CHUNK = 1024  # dask chunk of the lazy array; a window read touches only it
 warnings.filterwarnings("ignore", category=NotGeoreferencedWarning)
 
 
+@dataclass(frozen=True)
+class Origin:
+    """Where a scene that is not a file of its own came from (a STAC item): its output name and
+    provenance link, and what its pixels depend on (for the deterministic output name)."""
+
+    name: str
+    href: str
+    identity: tuple
+
+
 @dataclass
 class Scene:
     """A lazily opened scene; ``read`` returns float32 values and a validity mask."""
@@ -41,6 +51,7 @@ class Scene:
     scales: list[float]
     offsets: list[float]
     dtype: str
+    origin: Origin | None = None
 
     @property
     def count(self) -> int:
@@ -58,8 +69,7 @@ class Scene:
         """The same scene with every band's nodata overridden (``--nodata``)."""
         if value is None:
             return self
-        return Scene(self.source, self.array, self.crs, self.transform, self.descriptions,
-                     [value] * self.count, self.scales, self.offsets, self.dtype)
+        return replace(self, nodata=[value] * self.count)
 
     def read(self, bands: list[int], y0: int, y1: int, x0: int, x1: int
              ) -> tuple[np.ndarray, np.ndarray]:

@@ -232,3 +232,12 @@ def check_collection_bands(item_assets: dict[str, dict[str, Any]], properties: d
     if missing:
         raise BandError(f"collection {collection!r} has no band {', '.join(missing)} "
                         f"(its item_assets offer: {', '.join(sorted(names)) or 'none'})")
+
+
+def check_collection(collection: pystac.Collection, bands: Iterable[Band]) -> None:
+    """``check_collection_bands`` for a collection as an API serves it: the sensor (which
+    tells what ``B5`` means) comes from its ``platform`` or ``constellation`` summary."""
+    summaries = collection.summaries.to_dict() if collection.summaries else {}
+    platform = (summaries.get("platform") or summaries.get("constellation") or [None])[0]
+    check_collection_bands(collection.extra_fields.get("item_assets") or {},
+                           {"platform": platform}, bands, collection.id)

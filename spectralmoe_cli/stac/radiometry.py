@@ -2,6 +2,9 @@
 
 Order of trust, per band:
 
+0. an item written by ``spectralmoe fetch`` (``spectralmoe:fetch`` in its properties) holds
+   physical values already: it keeps the source's platform and processing baseline, and
+   rules 2 and 3 would otherwise scale it a second time;
 1. ``raster:bands`` ``scale``/``offset`` as the item declares them;
 2. Sentinel-2 from processing baseline 04.00 on stores ``DN = 10000 * reflectance + 1000``
    (BOA_ADD_OFFSET / RADIO_ADD_OFFSET), so reflectance = (DN - 1000) / 10000. We add the
@@ -22,6 +25,7 @@ from typing import Any
 
 from ..bands import Band
 
+FETCHED = "spectralmoe:fetch"
 S2_OFFSET = -0.1
 S2_SCALE = 1e-4
 _S2_OFFSET_BASELINE = 4.0
@@ -92,6 +96,8 @@ def _landsat_level2(properties: dict[str, Any]) -> bool:
 def band_radiometry(properties: dict[str, Any], item_id: str, band: Band,
                     scale: float | None, offset: float | None) -> Radiometry:
     """The rule above for one band; ``scale``/``offset`` are the item's declared values."""
+    if FETCHED in properties:
+        return Radiometry(rule="written by spectralmoe fetch: physical values")
     family = platform_family(properties)
     if family == "sentinel2":
         base = scale if scale is not None else S2_SCALE

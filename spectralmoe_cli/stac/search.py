@@ -91,6 +91,12 @@ def get_collection(client: Client, collection_id: str) -> pystac.Collection:
     return collection
 
 
+def item_href(item: pystac.Item, catalog: str, collection: str) -> str:
+    """Where the item lives: its ``self`` link, else its address under the API's collections."""
+    return item.get_self_href() or (
+        f"{catalog.rstrip('/')}/collections/{collection}/items/{item.id}")
+
+
 def _cloud_ok(item: pystac.Item, max_cloud: float | None) -> bool:
     """The client-side twin of the CQL2 ``eo:cloud_cover <= max``: unknown cover fails it."""
     if max_cloud is None:

@@ -1,0 +1,139 @@
+"""predict's SCENE arguments and STAC options, turned into the scenes a run segments.
+
+A SCENE is a raster (kept as given) or a STAC item file or URL; ``--stac`` adds every item a
+search finds. Items become ``StacSource``s, opened only when their turn comes, so one bad item
+fails alone (the others are done, exit 4) just as a bad raster does. An AOI clips each item to
+it on fetch's grid; without one, an item is predicted whole. The model's bands are asked of the
+item by name: items name their own bands, so ``--bands`` does not apply to them.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Sequence
+
+import pystac
+
+from ..bands import Band, resolve_all
+from ..checkpoint import CheckpointMeta
+from ..errors import UsageError
+from ..io.scene import Origin, Scene, open_scene
+from ..io.stac_scene import open_item_scene
+from ..net import RetryPolicy
+from ..stac import (Aoi, SearchRequest, band_sources, check_collection, get_collection,
+                    is_item_ref, item_href, load_intersects, load_item, open_catalog,
+                    parse_bbox, parse_datetime, search)
+from ..stac.item_ref import is_url
+from ..stac.local import check_item_id
+
+log = logging.getLogger("spectralmoe.predict")
+
+
+@dataclass(frozen=True)
+class StacOptions:
+    """A search (``catalog`` + ``request``) or none, the AOI items are clipped to, retries."""
+
+    catalog: str | None = None
+    request: SearchRequest | None = None
+    aoi: Aoi | None = None
+    policy: RetryPolicy = RetryPolicy()
+
+    def no_match(self) -> str:
+        request = self.request
+        cloud = "" if request.max_cloud is None else f", eo:cloud_cover <= {request.max_cloud:g}"
+        return (f"no item of collection {request.collection!r} matches the AOI and datetime "
+                f"{request.datetime}{cloud}")
+
+
+def stac_options(catalog: str | None, collection: str | None,
+                 bbox: str | Sequence[float] | None, intersects: str | Path | None,
+                 datetime: str | None, max_cloud: float | None, max_items: int | None,
+                 policy: RetryPolicy) -> StacOptions:
+    """Check that the options make one request: a search needs a collection, an AOI, a time."""
+    if bbox is not None and intersects is not None:
+        raise UsageError("give at most one of --bbox W,S,E,N and --intersects FILE.geojson")
+    if bbox is not None and not isinstance(bbox, str):  # a list, from a --config file
+        bbox = ",".join(str(v) for v in bbox)
+    aoi = parse_bbox(bbox) if bbox is not None else (
+        load_intersects(intersects) if intersects is not None else None)
+    if catalog is None:
+        stray = [name for name, value in (("--collection", collection), ("--datetime", datetime),
+                                          ("--max-cloud", max_cloud), ("--max-items", max_items))
+                 if value is not None]
+        if stray:
+            raise UsageError(f"{', '.join(stray)} describe a search: give --stac URL too")
+        return StacOptions(aoi=aoi, policy=policy)
+    missing = [name for name, value in (("--collection", collection), ("--datetime", datetime),
+                                        ("--bbox or --intersects", aoi)) if value is None]
+    if missing:
+        raise UsageError(f"--stac searches a catalog and needs {' and '.join(missing)}")
+    request = SearchRequest(collection=collection, aoi=aoi, datetime=parse_datetime(datetime),
+                            max_cloud=max_cloud, max_items=max_items)
+    return StacOptions(catalog=catalog, request=request, aoi=aoi, policy=policy)
+
+
+@dataclass(frozen=True)
+class StacSource:
+    """One item to segment: a search result, or an item file or URL read when its turn comes."""
+
+    ref: str
+    item: pystac.Item | None
+    aoi: Aoi | None
+    policy: RetryPolicy
+
+    def __str__(self) -> str:
+        return self.ref
+
+    def open(self, meta: CheckpointMeta) -> Scene | None:
+        """The model's bands of the item, as a scene; ``None`` if the AOI holds none of it."""
+        item = self.item or load_item(self.ref, self.policy)
+        check_item_id(item.id)
+        local = self.item is None and not is_url(self.ref)
+        sources = band_sources(item, [b.name for b in meta.bands], allow_local=local)
+        scene = open_item_scene(sources, self.aoi.bbox if self.aoi else None, self.policy,
+                                self.ref)
+        if scene is None:
+            log.info("%s: the AOI holds no pixel of item %s, nothing to predict", self.ref, item.id)
+            return None
+        href = item.get_self_href() or self.ref
+        identity = (item.id, href, scene.crs.to_wkt() if scene.crs else None,
+                    list(scene.transform)[:6], scene.height, scene.width,
+                    [[s.href, s.band_index, s.scale, s.offset] for s in sources])
+        return replace(scene, origin=Origin(name=item.id, href=href, identity=identity))
+
+
+def open_source(source: str | StacSource, meta: CheckpointMeta) -> Scene | None:
+    """A raster opened lazily, or an item's bands (``None``: the AOI holds none of its pixels)."""
+    return source.open(meta) if isinstance(source, StacSource) else open_scene(source)
+
+
+def _search(options: StacOptions, bands: list[Band]) -> list[StacSource]:
+    client = open_catalog(options.catalog, options.policy)
+    check_collection(get_collection(client, options.request.collection), bands)
+    found = search(client, options.request)
+    log.info("%d item(s) found; cloud filter %s, order %s", len(found.items), found.filtering,
+             found.sorting)
+    return [StacSource(item_href(item, options.catalog, options.request.collection), item,
+                       options.aoi, options.policy) for item in found.items]
+
+
+def scene_sources(scenes: list[str], options: StacOptions, bands_option: list[str] | None,
+                  meta: CheckpointMeta) -> list[str | StacSource]:
+    """Rasters as given, item files and URLs as sources, then the items the search finds."""
+    sources: list[str | StacSource] = [
+        StacSource(ref, None, options.aoi, options.policy) if is_item_ref(ref) else ref
+        for ref in scenes]
+    items = options.catalog is not None or any(isinstance(s, StacSource) for s in sources)
+    if not scenes and options.catalog is None:
+        raise UsageError("nothing to segment: give SCENE files or URLs, or search with --stac URL")
+    if bands_option is not None and items:
+        raise UsageError("--bands names a raster's bands in file order; STAC items name their "
+                         "own, so drop --bands when predicting items")
+    if options.aoi is not None and not items:
+        raise UsageError("--bbox/--intersects clip STAC items; rasters are predicted whole "
+                         "(give an item file or URL, or --stac)")
+    if options.catalog is not None:
+        sources += _search(options, resolve_all([b.name for b in meta.bands]))
+    return sources
