@@ -164,7 +164,7 @@ def test_pairs_csv_resolves_paths_beside_it(tmp_path):
     root = _folder(tmp_path)
     table = root / "pairs.csv"
     table.write_text("image,label\nimages/b.tif,labels/b.tif\nimages/a.tif,labels/a.tif\n")
-    assert [(i.name, l.name) for i, l in find_pairs(table)] == [("b.tif", "b.tif"), ("a.tif", "a.tif")]
+    assert [(i.name, lab.name) for i, lab in find_pairs(table)] == [("b.tif", "b.tif"), ("a.tif", "a.tif")]
     table.write_text("img,ann\nimages/a.tif,labels/a.tif\n")
     with pytest.raises(InputDataError, match="columns image,label"):
         find_pairs(table)

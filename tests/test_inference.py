@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from checkpoints import make_checkpoint
-from spectralmoe_cli.engine.inference import TileModel, pick_device
+from spectralmoe_cli.engine.devices import pick_device
+from spectralmoe_cli.engine.inference import TileModel
 from spectralmoe_cli.engine.models import model_from_checkpoint
 from spectralmoe_cli.errors import UsageError
 
@@ -80,5 +81,5 @@ def test_device_names_are_checked():
     with pytest.raises(UsageError):
         pick_device("tpu:0")
     if not torch.cuda.is_available():
-        with pytest.raises(UsageError, match="CUDA is not available"):
+        with pytest.raises(UsageError, match="no CUDA GPU is visible"):
             pick_device("cuda:0")

@@ -22,7 +22,7 @@ from rio_cogeo.cogeo import cog_validate
 
 from checkpoints import RGBN, make_checkpoint
 from helpers import ROOT, assert_one_line_error, run_cli
-from scenes import UTM, smooth_field, write_scene
+from scenes import smooth_field, write_scene
 from spectralmoe_cli.engine.batch import run_predict
 from spectralmoe_cli.engine.predict import PredictSettings
 

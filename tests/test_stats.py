@@ -90,3 +90,22 @@ def test_stats_input_errors(tmp_path):
     with pytest.raises(InputDataError, match="has 3 band.s. but --bands names 2"):
         compute_stats([path], BANDS[:2])
     assert image_files(path) == [path]
+
+
+def test_declared_scale_and_offset_give_physical_statistics_as_predict_reads_them(tmp_path):
+    import rasterio
+
+    from scenes import write_scene
+    from spectralmoe_cli.io.scene import open_scene
+    rng = np.random.default_rng(8)
+    dn = rng.integers(1000, 3000, (3, 40, 50)).astype(np.uint16)
+    path = write_scene(tmp_path / "dn.tif", dn)
+    with rasterio.open(path, "r+") as ds:
+        ds.scales = (1e-4, 1e-4, 2e-4)
+        ds.offsets = (-0.1, -0.1, 0.0)
+    physical = dn.astype(np.float64) * np.array([1e-4, 1e-4, 2e-4])[:, None, None] \
+        + np.array([-0.1, -0.1, 0.0])[:, None, None]
+    result = compute_stats([path], BANDS)
+    np.testing.assert_allclose(result.mean, physical.reshape(3, -1).mean(axis=1), rtol=1e-9)
+    data, _ = open_scene(path).read([0, 1, 2], 0, 40, 0, 50)
+    np.testing.assert_allclose(data.reshape(3, -1).mean(axis=1), result.mean, rtol=1e-5)

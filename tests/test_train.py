@@ -131,7 +131,8 @@ def test_a_run_directory_is_never_silently_reused(potsdam, tmp_path):
     assert_one_line_error(run_cli(*_train_args(folder, classes, out, *quick, "--resume", "--lr", "1e-3",
                                                model="frozen_tiny")), 2, "started with other lr")
     other_stats = tmp_path / "stats.json"
-    other_stats.write_text(json.dumps({"bands": [{"name": n, "mean": 1.0, "std": 2.0} for n in ("red", "green", "blue")]}))
+    bands = [{"name": n, "mean": 1.0, "std": 2.0} for n in ("red", "green", "blue")]
+    other_stats.write_text(json.dumps({"bands": bands}))
     assert_one_line_error(run_cli(*_train_args(folder, classes, out, *quick, "--resume", "--stats", str(other_stats),
                                                model="frozen_tiny")), 2, "other normalisation statistics")
     assert_one_line_error(run_cli(*_train_args(folder, classes, out, *quick, model="frozen_tiny")),

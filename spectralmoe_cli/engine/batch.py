@@ -14,7 +14,8 @@ from pathlib import Path
 import torch
 
 from ..errors import PartialFailure, SpectralMoEError, error_for_code
-from .inference import TileModel, pick_device
+from .devices import pick_device
+from .inference import TileModel
 from ..checkpoint import read_metadata
 from .models import model_from_checkpoint
 from .predict import PredictSettings, SceneResult, ScenePredictor, check_output_dir

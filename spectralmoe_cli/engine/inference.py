@@ -17,26 +17,10 @@ import numpy as np
 import torch
 
 from ..checkpoint import CheckpointMeta
-from ..errors import UsageError
 from ..io.tiling import FIXED_ONE
 from ..nn.segmentor import Segmentor
 
 log = logging.getLogger("spectralmoe.inference")
-
-
-def pick_device(name: str) -> torch.device:
-    """``auto`` = the first CUDA device if there is one, else the CPU."""
-    if name == "auto":
-        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise UsageError(f"--device {name!r} is not a device (use auto, cpu or cuda:N)") from exc
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"--device {name}: CUDA is not available on this machine")
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise UsageError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) here")
-    return device
 
 
 def autocast_dtype(device: torch.device) -> torch.dtype | None:

@@ -78,6 +78,16 @@ def invalid_pixels(values: np.ndarray, nodata: float | None) -> np.ndarray:
     return bad
 
 
+def to_physical(ds: rasterio.io.DatasetReader, raw: np.ndarray,
+                indexes: list[int] | None = None) -> np.ndarray:
+    """Stored values times the bands' declared scale plus offset, as predict reads scenes."""
+    bands = indexes or list(range(1, ds.count + 1))
+    scales = np.array([ds.scales[i - 1] for i in bands], dtype=np.float64)[:, None, None]
+    offsets = np.array([ds.offsets[i - 1] for i in bands], dtype=np.float64)[:, None, None]
+    values = raw.astype(np.float64)
+    return values if not (np.any(scales != 1) or np.any(offsets != 0)) else values * scales + offsets
+
+
 def file_nodata(ds: rasterio.io.DatasetReader, override: float | None) -> float | None:
     """The nodata value that applies: the user's, else the file's; none if neither says."""
     return override if override is not None else ds.nodata

@@ -16,7 +16,7 @@ from rasterio.windows import Window
 
 from .classes import ClassSpec
 from .data import Pair, read_label
-from .rasters import block_windows, invalid_pixels, open_raster
+from .rasters import block_windows, invalid_pixels, open_raster, to_physical
 
 IGNORE_INDEX = 255
 
@@ -32,9 +32,11 @@ class SampleReader:
 
     def read(self, pair: Pair, window: Window) -> tuple[np.ndarray, np.ndarray]:
         """Input [C, h, w] float32 and labels [h, w] uint8; a pixel with invalid input is ignored."""
+        indexes = [i + 1 for i in self.band_order]
         with open_raster(pair.image) as ds:
-            values = ds.read([i + 1 for i in self.band_order], window=window)
-        invalid = invalid_pixels(values, pair.image_nodata)
+            raw = ds.read(indexes, window=window)
+            values = to_physical(ds, raw, indexes)
+        invalid = invalid_pixels(raw, pair.image_nodata)
         mean = np.asarray(self.mean, dtype=np.float64)[:, None, None]
         std = np.asarray(self.std, dtype=np.float64)[:, None, None]
         x = ((values - mean) / std).astype(np.float32)

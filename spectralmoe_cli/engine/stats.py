@@ -19,7 +19,7 @@ import numpy as np
 from ..bands import Band, parse_band_list, resolve_all
 from ..errors import InputDataError
 from .data import RASTER_SUFFIXES, find_pairs
-from .rasters import block_windows, file_nodata, invalid_pixels, open_raster
+from .rasters import block_windows, file_nodata, invalid_pixels, open_raster, to_physical
 
 
 class RunningMoments:
@@ -98,9 +98,9 @@ def compute_stats(files: list[Path], bands: list[Band], nodata: float | None = N
                 raise InputDataError(f"{path} has {ds.count} band(s) but --bands names {len(bands)}")
             missing = file_nodata(ds, nodata)
             for window in block_windows(ds.width, ds.height, block):
-                values = ds.read(window=window)
-                valid = ~invalid_pixels(values, missing)
-                moments.add(values[:, valid])
+                raw = ds.read(window=window)
+                valid = ~invalid_pixels(raw, missing)
+                moments.add(to_physical(ds, raw)[:, valid])
                 pixels += valid.size
     if moments.count == 0:
         raise InputDataError(f"no valid pixels in {len(files)} file(s): every pixel is nodata or NaN")

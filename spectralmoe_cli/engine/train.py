@@ -11,7 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from .run_dir import RunDir
-from .train_plan import TrainOptions, check_run_dir, pick_device, plan_run
+from .devices import pick_device
+from .train_plan import TrainOptions, check_run_dir, plan_run
 
 
 def train(opts: TrainOptions) -> Path | None:

@@ -11,7 +11,6 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 
 from ..bands import Band, parse_band_list, reorder, resolve_all
 from ..config import ModelConfig, load_config
@@ -149,20 +148,3 @@ def _normalisation(opts: TrainOptions, stored: dict | None, pairs: list[Pair], f
 
 def _root(source: Path) -> Path:
     return source.parent if source.is_file() else source
-
-
-def pick_device(name: str) -> torch.device:
-    """``auto`` prefers the first GPU; an explicit device must exist."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise UsageError(f"--device {name!r} is not a device; use auto, cpu, cuda or cuda:N") from exc
-    if device.type not in ("cpu", "cuda"):
-        raise UsageError(f"--device {name!r}: only cpu and cuda are supported")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"--device {name}: no CUDA GPU is visible; use --device cpu")
-    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise UsageError(f"--device {name}: only {torch.cuda.device_count()} GPU(s) visible")
-    return device

@@ -2,8 +2,8 @@
 
 Zarr format 2 (GDAL 3.10 reads v2 reliably), with CF ``spatial_ref`` + ``grid_mapping`` for
 rioxarray, GDAL's ``_CRS`` attribute, x/y pixel-centre coordinates, and GeoZarr ``proj:`` /
-``spatial:`` convention attributes. Chunk completion is recorded in a small array in the store, one Zarr chunk per processing chunk,
-so a killed run resumes where it stopped;
+``spatial:`` convention attributes. Chunk completion is recorded in a small array in the store,
+one Zarr chunk per processing chunk, so a killed run resumes where it stopped;
 the table is dropped when the store is complete.
 """
 
