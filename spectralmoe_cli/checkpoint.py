@@ -109,6 +109,7 @@ def save_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], meta: Ch
     tmp = path.with_name(f".{path.name}.partial")
     header = json.dumps(meta.model_dump(mode="json"), sort_keys=True)
     save_file(tensors, str(tmp), metadata={_HEADER_KEY: header})
+    os.chmod(tmp, 0o644)
     os.replace(tmp, path)
     return meta.content_hash
 

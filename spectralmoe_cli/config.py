@@ -27,6 +27,7 @@ class BackboneConfig(_Strict):
 
     name: str
     weights: str = Field("pretrained", description="'pretrained', 'random' or a file path")
+    patch_size: int = Field(16, ge=2, description="pretrained kernels are resampled to it")
     embed_dim: int | None = None
     depth: int | None = None
     num_heads: int | None = None
@@ -97,6 +98,8 @@ class ModelConfig(_Strict):
         needs_depth = self.plugin.method in ("spectralmoe", "depthforge")
         if needs_depth and self.depth is None:
             raise ValueError(f"method {self.plugin.method!r} needs a [depth] model")
+        if self.depth is not None and self.depth.patch_size != self.backbone.patch_size:
+            raise ValueError("depth.patch_size must equal backbone.patch_size (one token grid)")
         plugin, head = self.plugin, self.head
         if head.type == "mask2former" and plugin.link_queries and plugin.method in TOKEN_METHODS:
             if plugin.num_tokens != head.num_queries:

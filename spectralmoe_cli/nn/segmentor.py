@@ -27,25 +27,25 @@ def feature_layers(depth: int) -> list[int]:
     return [max(depth // 3 - 1, 0), max(depth // 2 - 1, 0), max(2 * depth // 3 - 1, 0), depth - 1]
 
 
-def _build_vit(cfg, in_chans: int, patch_size: int) -> FrozenViT:
-    return FrozenViT(get_spec(cfg.name), in_chans=in_chans, patch_size=patch_size,
+def _build_vit(cfg, in_chans: int) -> FrozenViT:
+    return FrozenViT(get_spec(cfg.name), in_chans=in_chans, patch_size=cfg.patch_size,
                      embed_dim=cfg.embed_dim, depth=cfg.depth, num_heads=cfg.num_heads)
 
 
 class Segmentor(nn.Module):
-    def __init__(self, cfg: ModelConfig, patch_size: int = 16) -> None:
+    def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
         model_bands = band_registry.resolve_all(cfg.data.bands)
         self.in_chans = len(model_bands)
         self.num_classes = cfg.data.num_classes
-        self.backbone = _build_vit(cfg.backbone, self.in_chans, patch_size)
+        self.backbone = _build_vit(cfg.backbone, self.in_chans)
         self.plugin = build_plugin(cfg.plugin, self.backbone.depth, self.backbone.embed_dim)
         self.depth_model: DepthEncoder | None = None
         if self.plugin.needs_depth:
             assert cfg.depth is not None
             self.depth_model = DepthEncoder(
-                get_spec(cfg.depth.name), patch_size=patch_size, embed_dim=cfg.depth.embed_dim,
+                get_spec(cfg.depth.name), patch_size=cfg.depth.patch_size, embed_dim=cfg.depth.embed_dim,
                 depth=cfg.depth.depth, num_heads=cfg.depth.num_heads)
             if (self.depth_model.depth, self.depth_model.embed_dim) != (
                     self.backbone.depth, self.backbone.embed_dim):
