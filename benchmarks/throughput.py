@@ -39,7 +39,7 @@ PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "H800": 989.0, "A100": 312.0, 
 
 def flops_per_tile(model: str, tile: int) -> float:
     with torch.device("meta"):
-        net = Segmentor(load_config(model).with_data(BANDS, 6)).eval()
+        net = Segmentor(load_config(model).with_data(BANDS, 6)).eval().requires_grad_(False)
         x = torch.randn(1, len(BANDS), tile, tile)
         with FlopCounterMode(display=False) as counter, torch.no_grad():
             net(x)

@@ -27,3 +27,21 @@ def shared_data() -> Path:
     if not SHARED.is_dir():
         pytest.skip("../shared/data is not beside the checkout")
     return SHARED
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory):
+    """A STAC API (rustac), an asset server with Range support (nginx) and a fault proxy."""
+    from served_world import Servers
+
+    started = Servers(tmp_path_factory.mktemp("served_world"))
+    yield started
+    started.stop()
+
+
+@pytest.fixture
+def flaky(servers):
+    """The fault-injecting proxy, reset after each test."""
+    yield servers.flaky
+    servers.flaky.faults.clear()
+    servers.flaky.down = False

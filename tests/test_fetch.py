@@ -22,7 +22,6 @@ from rio_cogeo.cogeo import cog_validate
 
 import fetch_world
 from helpers import assert_one_line_error
-from served_world import Servers
 from spectralmoe_cli.net import RetryPolicy
 from spectralmoe_cli.stac import SearchRequest, open_catalog, parse_bbox, parse_datetime, search
 from stac_servers import FaultProxy, free_port, nginx_binary, rustac_binary
@@ -32,20 +31,6 @@ pytestmark = pytest.mark.skipif(
     reason="needs nginx (Debian nginx-light; .ci/run installs it) and rustac (pip: rustac)")
 
 BANDS = ["red", "green", "blue", "nir", "swir16"]
-
-
-@pytest.fixture(scope="module")
-def servers(tmp_path_factory):
-    started = Servers(tmp_path_factory.mktemp("fetch_world"))
-    yield started
-    started.stop()
-
-
-@pytest.fixture
-def flaky(servers):
-    yield servers.flaky
-    servers.flaky.faults.clear()
-    servers.flaky.down = False
 
 
 def _files(root: Path) -> list[str]:

@@ -47,20 +47,6 @@ BBOX = ",".join(repr(v) for v in transform_bounds(fetch_world.CRS, "EPSG:4326", 
 
 
 @pytest.fixture(scope="module")
-def servers(tmp_path_factory):
-    started = Servers(tmp_path_factory.mktemp("stac_predict_world"))
-    yield started
-    started.stop()
-
-
-@pytest.fixture
-def flaky(servers):
-    yield servers.flaky
-    servers.flaky.faults.clear()
-    servers.flaky.down = False
-
-
-@pytest.fixture(scope="module")
 def ckpt(tmp_path_factory) -> Path:
     # reflectance is ~0..0.8 in this world: normalise around it so the random model draws regions
     return make_checkpoint(tmp_path_factory.mktemp("ckpt") / "s2.safetensors", bands=BANDS,

@@ -24,6 +24,7 @@ from ..errors import OutputValidationError
 from .zarr_store import NODATA
 
 BLOCK = 512
+COG_CACHE_MB = 128  # GDAL's block cache while building overviews; its default grows with RAM
 COMPRESSIONS = ("DEFLATE", "ZSTD")
 OVERVIEW_RESAMPLINGS = ("MODE", "NEAREST")
 
@@ -42,7 +43,7 @@ def write_class_cog(store: Path, dst: Path, crs: CRS | None, transform: Affine,
         "blockxsize": BLOCK, "blockysize": BLOCK, "compress": "DEFLATE", "BIGTIFF": "IF_SAFER",
     }
     try:
-        with rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS"):
+        with rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS", GDAL_CACHEMAX=COG_CACHE_MB):
             with rasterio.open(staging, "w", photometric="palette", **profile) as out:
                 colormap = {value: (*rgb, 255) for value, _, rgb in classes}
                 colormap[NODATA] = (0, 0, 0, 0)
