@@ -508,6 +508,9 @@ def main() -> None:
             traceback.print_exc()
         typer.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        typer.echo("error: interrupted; rerun the same command to resume", err=True)
+        sys.exit(130)
     except Exception as exc:
         traceback.print_exc()
         typer.echo(f"error: internal error ({type(exc).__name__}: {exc}); this is a bug, please "

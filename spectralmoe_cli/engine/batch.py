@@ -16,6 +16,7 @@ import torch
 from ..errors import PartialFailure, SpectralMoEError, error_for_code
 from .devices import pick_device
 from .inference import TileModel
+from .memory import release_large_buffers
 from ..checkpoint import read_metadata
 from .models import model_from_checkpoint
 from .predict import PredictSettings, SceneResult, ScenePredictor, check_output_dir
@@ -91,6 +92,7 @@ def run_predict(scenes: list[str | StacSource], checkpoint: Path, out_dir: Path,
     """Predict every scene; the summary's "error" holds PartialFailure (or the scenes' own error)."""
     settings.validate()
     check_output_dir(out_dir)
+    release_large_buffers()
     cluster = None
     if scheduler is not None or local_workers is not None:
         from .distributed import DaskRunner, ModelSpec

@@ -50,7 +50,7 @@ class SceneJob:
 @dataclass
 class ChunkRead:
     mosaic: ChunkMosaic
-    data: np.ndarray
+    data: np.ndarray | None  # dropped once the chunk is inferred
     valid: np.ndarray
     seconds: float
 
@@ -105,18 +105,36 @@ def exchange_spills(job: SceneJob, read: ChunkRead) -> None:
     spills.save(mosaic.i, mosaic.j, mosaic.spills())
 
 
-def write_chunk(job: SceneJob, group, read: ChunkRead, drop_consumed: bool) -> float:
-    """Write the chunk's classes (and probabilities), mark it done; return seconds spent."""
-    start = time.perf_counter()
+@dataclass
+class ChunkMaps:
+    """A finished chunk: its uint8 maps and where they go (the int32 sums are no longer needed)."""
+
+    i: int
+    j: int
+    rows: slice
+    cols: slice
+    classes: np.ndarray
+    probabilities: np.ndarray | None
+
+
+def finish_chunk(job: SceneJob, read: ChunkRead) -> ChunkMaps:
+    """Turn the blended sums into the class map (and probabilities) over the chunk's own pixels."""
     mosaic = read.mosaic
     core = mosaic.core()
     valid = read.valid[:mosaic.y1 - mosaic.y0, :mosaic.x1 - mosaic.x0]
-    rows, cols = slice(mosaic.y0, mosaic.y1), slice(mosaic.x0, mosaic.x1)
-    group["classes"][rows, cols] = class_map(core, valid, zarr_store.NODATA)
-    if job.probabilities:
-        group["probabilities"][:, rows, cols] = probability_map(core, valid, zarr_store.NODATA)
-    zarr_store.mark_chunk_done(group, mosaic.i, mosaic.j)
+    return ChunkMaps(mosaic.i, mosaic.j, slice(mosaic.y0, mosaic.y1), slice(mosaic.x0, mosaic.x1),
+                     class_map(core, valid, zarr_store.NODATA),
+                     probability_map(core, valid, zarr_store.NODATA) if job.probabilities else None)
+
+
+def write_chunk(job: SceneJob, group, maps: ChunkMaps, drop_consumed: bool) -> float:
+    """Write the chunk's maps, mark it done (then drop the spills it consumed); seconds spent."""
+    start = time.perf_counter()
+    group["classes"][maps.rows, maps.cols] = maps.classes
+    if maps.probabilities is not None:
+        group["probabilities"][:, maps.rows, maps.cols] = maps.probabilities
+    zarr_store.mark_chunk_done(group, maps.i, maps.j)
     if drop_consumed:
-        for _, path in SpillStore(Path(job.spill_dir)).incoming(mosaic.i, mosaic.j):
+        for _, path in SpillStore(Path(job.spill_dir)).incoming(maps.i, maps.j):
             path.unlink(missing_ok=True)
     return time.perf_counter() - start

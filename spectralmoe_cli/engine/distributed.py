@@ -17,7 +17,7 @@ from typing import Callable
 
 from ..errors import TransientError, UsageError
 from ..io import zarr_store
-from .chunks import SceneJob, exchange_spills, infer_chunk, read_chunk, write_chunk
+from .chunks import SceneJob, exchange_spills, finish_chunk, infer_chunk, read_chunk, write_chunk
 from .stac_sources import open_source
 
 log = logging.getLogger("spectralmoe.distributed")
@@ -73,7 +73,8 @@ def run_chunk_task(job: SceneJob, spec: ModelSpec, i: int, j: int, *neighbours: 
     tiles = infer_chunk(job, model, read)
     infer = time.perf_counter() - infer_start
     exchange_spills(job, read)
-    write = write_chunk(job, zarr_store.open_store(job.store), read, drop_consumed=False)
+    write = write_chunk(job, zarr_store.open_store(job.store), finish_chunk(job, read),
+                        drop_consumed=False)
     return {"chunk": [i, j], "worker": str(get_worker().name), "pid": os.getpid(), "tiles": tiles,
             "seconds": {"read": read.seconds, "infer": infer, "write": write,
                         "total": time.perf_counter() - start}}

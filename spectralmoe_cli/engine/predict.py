@@ -32,7 +32,7 @@ from ..io.scene import Scene
 from ..io.stac_item import build_item, write_item
 from ..io.tiling import BLENDS, Grid
 from .inference import TileModel
-from .chunks import SceneJob, exchange_spills, infer_chunk, read_chunk, write_chunk
+from .chunks import SceneJob, exchange_spills, finish_chunk, infer_chunk, read_chunk, write_chunk
 from .progress import Progress
 from .scene_bands import model_band_indices
 from .stac_sources import StacSource, open_source
@@ -262,10 +262,13 @@ class ScenePredictor:
                 start = time.perf_counter()
                 result.tiles += infer_chunk(job, self.model, read)
                 result.seconds["infer"] += time.perf_counter() - start
+                read.data = None  # the input is not needed any more: only the sums and validity
                 exchange_spills(job, read)
+                maps = finish_chunk(job, read)
+                del read
                 if last_write is not None:
                     result.seconds["write"] += last_write.result()
-                last_write = writer.submit(write_chunk, job, group, read, True)
+                last_write = writer.submit(write_chunk, job, group, maps, True)
                 result.chunks_computed += 1
                 advance()
             if last_write is not None:

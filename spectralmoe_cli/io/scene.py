@@ -7,6 +7,7 @@ so the model always sees physical values.
 
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -22,6 +23,11 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from ..errors import InputDataError
 
 READ_CHUNK = 1024  # dask chunk of the lazy array; a window read touches only its chunks
+
+# GDAL keeps decoded blocks in a cache sized at 5 % of RAM by default: over a large scene that
+# grows with the scene. Each block is read about once, so a small cache loses nothing and keeps
+# memory flat in scene size. An explicit GDAL_CACHEMAX in the environment wins.
+os.environ.setdefault("GDAL_CACHEMAX", "64")
 
 # A scene without georeferencing is allowed and reported once per scene by predict; GDAL's own
 # warning would otherwise repeat on every lazy window read, from any thread.
