@@ -21,9 +21,6 @@ class Band:
     name: str
     wavelength: float | None
 
-    def to_json(self) -> dict:
-        return {"name": self.name, "wavelength": self.wavelength}
-
 
 # STAC eo common names (eo extension v1.1) with representative centre wavelengths (µm).
 _COMMON: dict[str, float] = {

@@ -85,13 +85,16 @@ class CheckpointMeta(BaseModel):
             raise CheckpointError("metadata class count differs from the model config's")
         return self
 
-    def to_json(self) -> str:
-        return json.dumps(self.model_dump(mode="json", exclude={"content_hash"}), sort_keys=True,
-                          separators=(",", ":"))
+
+def _canonical(header: dict) -> bytes:
+    """The metadata exactly as stored (less the hash itself), in one canonical byte form."""
+    body = {k: v for k, v in header.items() if k != "content_hash"}
+    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
 
 
-def content_hash(tensors: dict[str, torch.Tensor], meta: CheckpointMeta) -> str:
-    digest = hashlib.sha256(meta.to_json().encode())
+def content_hash(tensors: dict[str, torch.Tensor], header: dict) -> str:
+    """sha256 over the stored metadata and every tensor; independent of later schema additions."""
+    digest = hashlib.sha256(_canonical(header))
     for name in sorted(tensors):
         tensor = tensors[name].detach().contiguous().cpu()
         digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
@@ -103,15 +106,15 @@ def save_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], meta: Ch
     """Write atomically (temp file, then rename); return the content hash."""
     meta.check()
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
-    meta = meta.model_copy(update={"content_hash": content_hash(tensors, meta)})
+    header = meta.model_dump(mode="json")
+    header["content_hash"] = content_hash(tensors, header)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.partial")
-    header = json.dumps(meta.model_dump(mode="json"), sort_keys=True)
-    save_file(tensors, str(tmp), metadata={_HEADER_KEY: header})
+    save_file(tensors, str(tmp), metadata={_HEADER_KEY: json.dumps(header, sort_keys=True)})
     os.chmod(tmp, 0o644)
     os.replace(tmp, path)
-    return meta.content_hash
+    return header["content_hash"]
 
 
 def _open(path: Path):
@@ -125,18 +128,17 @@ def _open(path: Path):
         raise CheckpointError(f"checkpoint {path} is truncated or not a safetensors file ({exc})") from exc
 
 
-def read_metadata(path: str | Path) -> CheckpointMeta:
-    """The metadata alone (cheap: reads only the header)."""
-    path = Path(path)
+def _read_header(path: Path) -> tuple[dict, CheckpointMeta]:
     with _open(path) as handle:
-        header = (handle.metadata() or {}).get(_HEADER_KEY)
-    if header is None:
+        text = (handle.metadata() or {}).get(_HEADER_KEY)
+    if text is None:
         raise CheckpointError(
             f"{path} is a safetensors file but not a spectralmoe checkpoint (no metadata); "
             f"pretrained backbone weights go in the model config's 'weights' field instead"
         )
     try:
-        return CheckpointMeta.model_validate(json.loads(header)).check()
+        header = json.loads(text)
+        return header, CheckpointMeta.model_validate(header).check()
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"{path}: metadata is not valid JSON ({exc})") from exc
     except ValidationError as exc:
@@ -145,15 +147,20 @@ def read_metadata(path: str | Path) -> CheckpointMeta:
         raise CheckpointError(f"{path}: metadata field {where}: {first['msg']}") from exc
 
 
+def read_metadata(path: str | Path) -> CheckpointMeta:
+    """The metadata alone (cheap: reads only the header)."""
+    return _read_header(Path(path))[1]
+
+
 def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], CheckpointMeta]:
     """Tensors and metadata, verified against the content hash."""
     path = Path(path)
-    meta = read_metadata(path)
+    header, meta = _read_header(path)
     try:
         with _open(path) as handle:
             tensors = {key: handle.get_tensor(key) for key in handle.keys()}
     except (SafetensorError, OSError, RuntimeError) as exc:
         raise CheckpointError(f"checkpoint {path} is corrupted ({exc})") from exc
-    if content_hash(tensors, meta) != meta.content_hash:
+    if content_hash(tensors, header) != meta.content_hash:
         raise CheckpointError(f"checkpoint {path} is corrupted: its content hash does not match")
     return tensors, meta

@@ -10,8 +10,8 @@ import torch
 from safetensors.torch import save_file
 
 from helpers import assert_one_line_error, run_cli, run_cli_process
-from spectralmoe_cli.checkpoint import (BandInfo, CheckpointMeta, ClassInfo, load_checkpoint,
-                                        save_checkpoint)
+from spectralmoe_cli.checkpoint import (BandInfo, CheckpointMeta, ClassInfo, content_hash,
+                                        load_checkpoint, save_checkpoint)
 from spectralmoe_cli.config import METHODS, load_config
 from spectralmoe_cli.engine.models import (build_model, checkpoint_tensors, embedded_parts,
                                           model_from_checkpoint, save_model)
@@ -141,3 +141,20 @@ def test_cli_reports_bad_checkpoints_in_one_line(checkpoint, tmp_path):
     assert_one_line_error(run_cli("info", "--checkpoint", junk), 2)
     verbose = run_cli_process("--verbose", "info", "--checkpoint", junk)
     assert verbose.returncode == 2 and "Traceback" in verbose.stderr
+
+
+def test_a_checkpoint_from_before_a_schema_addition_still_loads(checkpoint):
+    """A field added to the config later (with a default) must not invalidate older files."""
+    path, model = checkpoint
+    tensors, _ = load_checkpoint(path)
+
+    def as_older_writer(meta):
+        del meta["model"]["backbone"]["patch_size"]
+        del meta["model"]["head"]["replace_query_feat"]
+        meta["content_hash"] = content_hash(tensors, meta)
+    _rewrite_header(path, as_older_writer)
+    loaded, meta = model_from_checkpoint(path)
+    assert meta.model.backbone.patch_size == 16
+    x = torch.randn(1, 4, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(loaded(x)[0], model.eval()(x)[0])
