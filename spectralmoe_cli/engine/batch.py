@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import resource
 import sys
 import time
@@ -18,6 +16,7 @@ from .devices import pick_device
 from .inference import TileModel
 from .memory import release_large_buffers
 from ..checkpoint import read_metadata
+from ..files import write_json_atomic
 from .models import model_from_checkpoint
 from .predict import PredictSettings, SceneResult, ScenePredictor, check_output_dir
 from .progress import Progress
@@ -78,9 +77,7 @@ def summarize(results: list[SceneResult], seconds: float, meta, runner: dict) ->
 
 def write_summary(summary: dict, out_dir: Path) -> Path:
     path = out_dir / SUMMARY_NAME
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(json.dumps(summary, indent=2))
-    os.replace(tmp, path)
+    write_json_atomic(path, summary)
     return path
 
 

@@ -16,7 +16,6 @@ Cron-safe by construction:
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import math
@@ -31,18 +30,19 @@ import numpy as np
 import pystac
 import rasterio
 from rasterio.enums import Resampling
-from rasterio.warp import transform as transform_points
 
 from .. import __version__
 from ..bands import Band
 from ..errors import InputDataError, PartialFailure, TransientError, UsageError
-from ..io.fetch_cog import file_checksum, write_cog
+from ..files import exclusive_lock, file_checksum, write_json_atomic
+from ..io.stac_item import footprint
+from ..io.fetch_cog import write_cog
 from ..io.fetch_read import (BandReader, Encoding, Grid, encode, encoding_for, finest_grid,
                              open_bands, strips)
 from ..net import RetryPolicy
 from ..stac import (BandSource, SearchRequest, band_sources, check_collection, get_collection,
                     item_href, open_catalog, search)
-from ..stac.local import check_item_id, local_item, write_catalog, write_json_atomic
+from ..stac.local import check_item_id, local_item, write_catalog
 from ..stac.radiometry import FETCHED
 
 log = logging.getLogger("spectralmoe.fetch")
@@ -118,21 +118,6 @@ def _finished(item_json: Path, cog: Path, fingerprint: dict[str, Any]) -> bool:
         return file_checksum(cog)[0] == asset["file:checksum"]
     except (OSError, ValueError, KeyError, TypeError):
         return False
-
-
-def _footprint(grid: Grid) -> tuple[list[list[float]], list[float]]:
-    """The grid's outline in lon/lat (densified edges) and its bounding box."""
-    left, bottom, right, top = grid.bounds
-    steps = np.linspace(0.0, 1.0, 10, endpoint=False)
-    xs = np.concatenate([left + (right - left) * steps, np.full(10, right),
-                         right - (right - left) * steps, np.full(10, left)])
-    ys = np.concatenate([np.full(10, top), top - (top - bottom) * steps, np.full(10, bottom),
-                         bottom + (top - bottom) * steps])
-    lons, lats = transform_points(grid.crs, "EPSG:4326", xs.tolist(), ys.tolist())
-    ring = [[round(x, 9), round(y, 9)] for x, y in zip(lons, lats)]
-    ring.append(ring[0])
-    bbox = [min(lons), min(lats), max(lons), max(lats)]
-    return ring, bbox
 
 
 def _proj(grid: Grid) -> dict[str, Any]:
@@ -211,9 +196,9 @@ def _fetch_item(plan: _Plan, options: FetchOptions) -> Outcome:
         grid, encoding = done
         checksum, size = file_checksum(part)
         os.replace(part, cog)
-        footprint, bbox = _footprint(grid)
+        outline, bbox = footprint(grid.crs, grid.transform, grid.height, grid.width)
         document = local_item(plan.item, plan.sources, cog_name=cog.name, proj=_proj(grid),
-                              footprint=footprint, bbox=bbox,
+                              footprint=outline, bbox=bbox,
                               raster_bands=_raster_bands(grid, encoding, len(plan.sources)),
                               checksum=checksum, size=size, source_href=plan.source_href)
         document["properties"][FETCHED] = fingerprint
@@ -231,15 +216,11 @@ def _fetch_item(plan: _Plan, options: FetchOptions) -> Outcome:
 def _locked(out: Path) -> Iterator[None]:
     try:
         out.mkdir(parents=True, exist_ok=True)
-        handle = open(out / LOCK, "w")
+        (out / LOCK).touch()
     except OSError as exc:
         raise UsageError(f"--out {out}: cannot write there ({exc.strerror})") from None
-    with handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise TransientError(f"another spectralmoe fetch is writing to {out}; try again "
-                                 f"when it has finished") from None
+    with exclusive_lock(out / LOCK, f"another spectralmoe fetch is writing to {out}; try again "
+                                    f"when it has finished"):
         yield
 
 

@@ -8,7 +8,6 @@ complete. Reading the next chunk overlaps with inference on the current one.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import logging
@@ -16,15 +15,15 @@ import os
 import shutil
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from .. import __version__
+from ..files import exclusive_lock
 from ..checkpoint import CheckpointMeta
-from ..errors import InputDataError, SpectralMoEError, TransientError, UsageError
+from ..errors import InputDataError, SpectralMoEError, UsageError
 from ..io import zarr_store
 from ..io.cog import write_class_cog
 from ..io.quicklook import write_quicklook
@@ -109,20 +108,6 @@ def output_name(scene: Scene, meta: CheckpointMeta, settings: PredictSettings,
     return f"{stem}_{meta.model.name}_{digest}"
 
 
-@contextmanager
-def scene_lock(path: Path):
-    """An exclusive lock on the output name: a second run on the same output is refused."""
-    handle = open(path, "a+")
-    try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            raise TransientError(f"another spectralmoe run is writing {path.stem}; try later") from exc
-        yield
-    finally:
-        handle.close()
-
-
 def _classes(meta: CheckpointMeta) -> list[tuple[int, str, tuple[int, int, int]]]:
     return [(c.value, c.name, c.rgb()) for c in meta.classes]
 
@@ -194,16 +179,16 @@ class ScenePredictor:
             result.outputs = {k: str(paths[k]) for k in wanted}
             log.info("%s: up to date (%s), skipped", source, name)
             return
-        with scene_lock(paths["lock"]):
+        with exclusive_lock(paths["lock"], f"another spectralmoe run is writing {name}; try later"):
             if settings.force:
                 for key in ("zarr", "partial", "spill", "cog", "item", "quicklook"):
                     _remove(paths[key])
             if not paths["zarr"].exists():
-                self._fill_store(scene, band_index, paths, result, source)
-                zarr_store.finalize_store(paths["partial"])
+                if not zarr_store.is_finalized(paths["partial"]):  # else: killed just before the rename
+                    self._fill_store(scene, band_index, paths, result, source)
+                    zarr_store.finalize_store(paths["partial"])
                 os.replace(paths["partial"], paths["zarr"])
             self._derive_outputs(scene, name, str(source), paths, result)
-        paths["lock"].unlink(missing_ok=True)
         result.status = "done"
 
     def _fill_store(self, scene: Scene, band_index: list[int], paths: dict[str, Path],

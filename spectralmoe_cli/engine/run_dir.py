@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -27,12 +26,6 @@ from ..errors import UsageError
 RUN_FILES = ("run.json", "data.json", "metrics.jsonl", "metrics.csv", "latest.json",
              "model.safetensors")
 RUN_DIRS = ("checkpoints", "state")
-
-
-def write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
 
 
 class RunDir:

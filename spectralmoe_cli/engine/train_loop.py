@@ -24,7 +24,8 @@ from .metrics import ConfusionMatrix, Metrics, compute_metrics
 from .models import build_model, save_model
 from .optim import build_optimizer, poly_lr, set_lr
 from .progress import StepProgress
-from .run_dir import MetricsLog, RunDir, write_json_atomic
+from ..files import write_json_atomic
+from .run_dir import MetricsLog, RunDir
 from .samples import CropDataset, SampleReader, validation_windows
 from .train_plan import Plan, TrainOptions
 from .train_state import load_state, save_state

@@ -7,7 +7,6 @@ re-opened to confirm grid, band count and type before anyone may rename it into 
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -62,14 +61,3 @@ def _validate(path: Path, grid: Grid, encoding: Encoding, count: int) -> None:
     if not same:
         raise OutputValidationError(f"{path.name}: written grid, band count or type differ "
                                     f"from what was read")
-
-
-def file_checksum(path: Path) -> tuple[str, int]:
-    """``file:checksum`` (multihash: 0x12 sha2-256, 0x20 bytes) and ``file:size``."""
-    digest = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-            size += len(chunk)
-    return "1220" + digest.hexdigest(), size

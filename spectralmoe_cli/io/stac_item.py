@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 from affine import Affine
 from rasterio.crs import CRS
-from rasterio.warp import transform_geom
+from rasterio.warp import transform as transform_points
 
+from ..files import file_checksum, write_json_atomic
 from .zarr_store import NODATA
 
 EXTENSIONS = [
@@ -23,25 +22,20 @@ EXTENSIONS = [
 ]
 
 
-def file_checksum(path: Path) -> str:
-    """A multihash (sha2-256) as ``file:checksum`` wants it."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return "1220" + digest.hexdigest()
-
-
-def _footprint(crs: CRS | None, transform: Affine, height: int, width: int):
-    if crs is None:
-        return None, None
-    corners = [transform @ (0, 0), transform @ (width, 0), transform @ (width, height),
-               transform @ (0, height)]
-    polygon = {"type": "Polygon", "coordinates": [[list(c) for c in corners + corners[:1]]]}
-    geometry = transform_geom(crs, "EPSG:4326", polygon)
-    ring = geometry["coordinates"][0]
-    lons, lats = [p[0] for p in ring], [p[1] for p in ring]
-    return geometry, [min(lons), min(lats), max(lons), max(lats)]
+def footprint(crs: CRS, transform: Affine, height: int, width: int
+              ) -> tuple[list[list[float]], list[float]]:
+    """A grid's outline in lon/lat (edges densified, so projected grids stay right) and bbox."""
+    left, top = transform.c, transform.f
+    right, bottom = transform @ (width, height)
+    steps = np.linspace(0.0, 1.0, 10, endpoint=False)
+    xs = np.concatenate([left + (right - left) * steps, np.full(10, right),
+                         right - (right - left) * steps, np.full(10, left)])
+    ys = np.concatenate([np.full(10, top), top - (top - bottom) * steps, np.full(10, bottom),
+                         bottom + (top - bottom) * steps])
+    lons, lats = transform_points(crs, "EPSG:4326", xs.tolist(), ys.tolist())
+    ring = [[round(x, 9), round(y, 9)] for x, y in zip(lons, lats)]
+    ring.append(ring[0])
+    return ring, [min(lons), min(lats), max(lons), max(lats)]
 
 
 def build_item(name: str, source: str, crs: CRS | None, transform: Affine, height: int,
@@ -49,7 +43,10 @@ def build_item(name: str, source: str, crs: CRS | None, transform: Affine, heigh
                assets: dict[str, Path], model: dict, settings: dict, version: str,
                source_item: str | None = None) -> dict:
     """A STAC 1.1 item; asset hrefs are relative to the item's folder."""
-    geometry, bbox = _footprint(crs, transform, height, width)
+    geometry, bbox = None, None
+    if crs is not None:
+        ring, bbox = footprint(crs, transform, height, width)
+        geometry = {"type": "Polygon", "coordinates": [ring]}
     left, top = transform.c, transform.f
     right, bottom = transform @ (width, height)
     classification = [{"value": v, "name": n, "color_hint": "%02X%02X%02X" % rgb}
@@ -70,12 +67,13 @@ def build_item(name: str, source: str, crs: CRS | None, transform: Affine, heigh
     for key, path in assets.items():
         asset: dict = {"href": f"./{path.name}"}
         if key == "classes":
+            checksum, size = file_checksum(path)
             asset.update({
                 "type": "image/tiff; application=geotiff; profile=cloud-optimized",
                 "roles": ["data"], "title": "land-cover classes",
                 "raster:bands": [{"nodata": NODATA, "data_type": "uint8"}],
                 "classification:classes": classification,
-                "file:checksum": file_checksum(path), "file:size": os.path.getsize(path),
+                "file:checksum": checksum, "file:size": size,
             })
         elif key == "zarr":
             asset.update({"type": "application/vnd+zarr", "roles": ["data"],
@@ -97,6 +95,4 @@ def build_item(name: str, source: str, crs: CRS | None, transform: Affine, heigh
 
 
 def write_item(item: dict, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(json.dumps(item, indent=2))
-    os.replace(tmp, path)
+    write_json_atomic(path, item)

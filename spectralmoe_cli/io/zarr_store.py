@@ -98,6 +98,11 @@ def mark_chunk_done(group: zarr.Group, i: int, j: int) -> None:
     group[_DONE][i, j] = 1
 
 
+def is_finalized(path: Path) -> bool:
+    """A store whose chunks are all written (its chunk-done table dropped, metadata consolidated)."""
+    return (path / ".zmetadata").exists() and not (path / _DONE).exists()
+
+
 def finalize_store(path: Path) -> None:
     """Drop the chunk-done table and consolidate metadata: the store is complete."""
     group = open_store(path)

@@ -8,10 +8,7 @@ an item as finished for the next run.
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
@@ -19,6 +16,7 @@ from typing import Any, Sequence
 import pystac
 
 from ..bands import resolve
+from ..files import write_json_atomic
 from ..errors import BandError, InputDataError
 from .assets import BandSource
 
@@ -41,22 +39,6 @@ def check_item_id(item_id: str) -> str:
             f"item id {item_id!r} cannot be used as a file name (path separators, '..', a leading "
             f"dot or unusual characters); refused so nothing is written outside --out")
     return item_id
-
-
-def write_json_atomic(path: Path, document: dict[str, Any]) -> None:
-    """Readers see the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(document, handle, indent=2)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _eo_band(source: BandSource) -> dict[str, Any]:
