@@ -103,7 +103,16 @@ def _config_defaults(path: Optional[Path]) -> dict:
         raise ConfigError(f"--config {path}: cannot parse it ({exc})") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"--config {path}: expected a table of option = value")
-    return {str(k).replace("-", "_"): v for k, v in data.items()}
+    return {str(k).replace("-", "_"): _option_value(v) for k, v in data.items()}
+
+
+def _option_value(value):
+    """A config value as the command line would give it: lists comma-joined, dates as text."""
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
 
 
 def _pick(given, config: dict, key: str, default):
@@ -125,13 +134,13 @@ def predict(
                                                  help="Also store blended class probabilities (uint8 x250) "
                                                       "in the Zarr."),
     tile: Optional[int] = typer.Option(None, "--tile",
-                                       help="Tile size in pixels [default: the checkpoint's, 512]."),
+                                       help="Tile size in pixels [default: the checkpoint's]."),
     overlap: Optional[int] = typer.Option(None, "--overlap",
-                                          help="Overlap between tiles [default: the checkpoint's, 128]."),
+                                          help="Overlap between tiles [default: the checkpoint's]."),
     blend: Optional[str] = typer.Option(None, "--blend", help="hann | linear | none | center [default: hann]."),
     chunk: Optional[int] = typer.Option(None, "--chunk", help="Processing chunk in pixels (memory ~ chunk², rounded "
                                                                "to the tile stride) [default: 2048]."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size",
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1,
                                              help="Tiles per forward pass [default: 2 CPU, 16 GPU]."),
     device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda:N [default: auto]."),
     nodata: Optional[float] = typer.Option(None, "--nodata", help="Override every band's nodata value."),
@@ -474,7 +483,7 @@ def evaluate(
     blend: str = typer.Option("hann", "--blend", help="hann | linear | none | center."),
     nodata: Optional[float] = typer.Option(None, "--nodata", help="Override every band's nodata value."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda:N."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Tiles per forward pass."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Tiles per forward pass."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON instead of a table."),
 ) -> None:
     """Score a checkpoint on a labelled folder with the paper's metrics (mmseg IoUMetric).
@@ -508,9 +517,6 @@ def main() -> None:
             traceback.print_exc()
         typer.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        typer.echo("error: interrupted; rerun the same command to resume", err=True)
-        sys.exit(130)
     except Exception as exc:
         traceback.print_exc()
         typer.echo(f"error: internal error ({type(exc).__name__}: {exc}); this is a bug, please "

@@ -47,7 +47,7 @@ class PluginConfig(_Strict):
     noisy_gating: bool = True
     balance_weight: float = Field(1000.0, ge=0)
     scale_init: float = 1e-3
-    link_queries: bool = True
+    link_queries: bool = True  # queries for a Mask2Former head; no effect with the light head
     query_dim: int = Field(256, ge=1)
     lora_alpha: float = Field(16.0, gt=0)
 
@@ -81,7 +81,6 @@ class DataConfig(_Strict):
 
     bands: list[str] = ["red", "green", "blue"]
     num_classes: int = Field(6, ge=1)
-    tile: int = Field(512, ge=16)
 
 
 class ModelConfig(_Strict):

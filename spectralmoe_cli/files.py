@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import math
 import os
 import tempfile
 from contextlib import contextmanager
@@ -29,6 +30,13 @@ def write_json_atomic(path: Path, document: dict[str, Any], sort_keys: bool = Fa
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def json_float(value: float | None) -> float | str | None:
+    """A number strict JSON can hold: NaN and infinities become "nan", "inf", "-inf"."""
+    if value is None or math.isfinite(value):
+        return value
+    return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
 
 
 def file_checksum(path: Path) -> tuple[str, int]:

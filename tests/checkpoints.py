@@ -22,6 +22,9 @@ def make_checkpoint(path: Path, bands: list[str] = RGBN, num_classes: int = 3,
     torch.manual_seed(seed)
     net = build_model(load_config(model).with_data(bands, num_classes))
     torch.nn.init.normal_(net.plugin.experts_b, std=0.05) if hasattr(net.plugin, "experts_b") else None
+    classifier = getattr(net.head, "classifier", None)
+    if classifier is not None and constant_class is None:
+        torch.nn.init.normal_(classifier.weight, std=0.5)  # logits that follow the input: varied maps
     if constant_class is not None:
         torch.nn.init.zeros_(net.head.classifier.weight)
         with torch.no_grad():

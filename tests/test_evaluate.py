@@ -64,8 +64,12 @@ def test_evaluate_equals_predict_then_numpy(vaihingen, tmp_path):
     assert scores["mIoU"] == pytest.approx(expected["miou"], abs=1e-12)
     assert scores["mAcc"] == pytest.approx(expected["macc"], abs=1e-12)
     assert scores["aAcc"] == pytest.approx(expected["aacc"], abs=1e-12)
-    per_class = {c["name"]: c["IoU"] for c in scores["classes"]}
-    assert per_class["clutter"] is None  # no clutter in the crop, none predicted: skipped
+    for reported, iou in zip(scores["classes"], expected["iou"]):
+        if np.isnan(iou):  # neither ground truth nor prediction: skipped, reported as null
+            assert reported["IoU"] is None
+        else:
+            assert reported["IoU"] == pytest.approx(iou, abs=1e-12)
+    assert scores["classes"][5]["gt_pixels"] == 0  # no clutter in the Vaihingen crop
     report = tmp_path / "report"
     assert {p.name for p in report.iterdir()} >= {"metrics.json", "per_class.csv", "confusion.csv",
                                                   "report.md", "confusion.png"}

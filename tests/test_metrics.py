@@ -96,17 +96,6 @@ def test_metrics_equal_an_independent_numpy_computation(seed):
     assert m.iou[5] == 0.0 and math.isnan(m.acc[5])
 
 
-def test_merged_accumulators_equal_one_pass():
-    rng = np.random.default_rng(3)
-    pred, label = rng.integers(0, 4, (2, 50, 50)), rng.integers(0, 4, (2, 50, 50))
-    whole, first, second = ConfusionMatrix(4), ConfusionMatrix(4), ConfusionMatrix(4)
-    whole.update(pred, label)
-    first.update(pred[0], label[0])
-    second.update(pred[1], label[1])
-    first.merge(second)
-    assert np.array_equal(whole.counts, first.counts)
-
-
 def test_labels_outside_the_classes_are_refused():
     with pytest.raises(ValueError, match="outside 0..2"):
         ConfusionMatrix(3).update(np.zeros((2, 2)), np.full((2, 2), 7))

@@ -322,3 +322,15 @@ def test_accumulating_micro_batches_equals_one_larger_batch(tmp_path):
     for key in big:
         torch.testing.assert_close(big[key], split[key], rtol=1e-4, atol=5e-5)  # Adam magnifies rounding
     assert any(not torch.equal(big[k], split[k]) for k in big if k.startswith("head."))  # really two paths
+
+
+def test_model_band_order_puts_red_green_blue_on_their_kernels():
+    from spectralmoe_cli.bands import resolve_all
+    from spectralmoe_cli.engine.train_plan import model_band_order
+    s2 = resolve_all(["B02", "B03", "B04", "B08", "B11"])
+    order = model_band_order(s2, ["red", "green", "blue"])
+    assert [b.name for b in order] == ["red", "green", "blue", "nir", "swir16"]
+    irrg = resolve_all(["nir", "red", "green"])
+    assert [b.name for b in model_band_order(irrg, ["red", "green", "blue"])] == ["nir", "red", "green"]
+    assert [b.name for b in model_band_order(resolve_all(["blue", "green", "red"]), ["red", "green", "blue"])] \
+        == ["red", "green", "blue"]

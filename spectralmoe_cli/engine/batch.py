@@ -91,24 +91,29 @@ def run_predict(scenes: list[str | StacSource], checkpoint: Path, out_dir: Path,
     check_output_dir(out_dir)
     release_large_buffers()
     cluster = None
-    if scheduler is not None or local_workers is not None:
-        from .distributed import DaskRunner, ModelSpec
-
-        meta = read_metadata(checkpoint)
-        tile_model = None
-        cluster = DaskRunner(ModelSpec(str(Path(checkpoint).resolve()), device, batch_size,
-                                       deterministic, compile_model), scheduler, local_workers)
-        runner = {"scheduler": cluster.client.scheduler.address,
-                  "workers": len(cluster.client.scheduler_info()["workers"])}
-    else:
-        tile_model = load_tile_model(checkpoint, device, batch_size, deterministic, compile_model)
-        meta = tile_model.meta
-        runner = {"device": str(tile_model.device), "batch_size": tile_model.batch_size,
-                  "deterministic": tile_model.deterministic}
     bar = Progress(enabled=progress)
-    start = time.perf_counter()
     results = []
     try:
+        if scheduler is not None or local_workers is not None:
+            from .distributed import DaskRunner, ModelSpec
+
+            meta = read_metadata(checkpoint)
+            tile_model = None
+            # workers may run elsewhere: every path they are given must be absolute
+            out_dir = out_dir.resolve()
+            scenes = [str(Path(s).resolve()) if isinstance(s, (str, Path)) and Path(s).exists() else s
+                      for s in scenes]
+            cluster = DaskRunner(ModelSpec(str(Path(checkpoint).resolve()), meta.content_hash, device,
+                                           batch_size, deterministic, compile_model),
+                                 scheduler, local_workers)
+            runner = {"scheduler": cluster.client.scheduler.address,
+                      "workers": len(cluster.client.scheduler_info()["workers"])}
+        else:
+            tile_model = load_tile_model(checkpoint, device, batch_size, deterministic, compile_model)
+            meta = tile_model.meta
+            runner = {"device": str(tile_model.device), "batch_size": tile_model.batch_size,
+                      "deterministic": tile_model.deterministic}
+        start = time.perf_counter()
         predictor = ScenePredictor(meta, tile_model, settings, out_dir, bar, cluster)
         for source in scenes:
             results.append(predictor.run(source, log_errors=len(scenes) > 1))

@@ -100,8 +100,8 @@ def exchange_spills(job: SceneJob, read: ChunkRead) -> None:
     """Add the neighbours' overhang, then leave this chunk's own overhang for its neighbours."""
     spills = SpillStore(Path(job.spill_dir))
     mosaic = read.mosaic
-    for part, path in spills.incoming(mosaic.i, mosaic.j):
-        mosaic.absorb(part, np.load(path))
+    for _, path in spills.incoming(mosaic.i, mosaic.j):
+        mosaic.absorb(np.load(path))
     spills.save(mosaic.i, mosaic.j, mosaic.spills())
 
 

@@ -32,7 +32,7 @@ class Pair:
     image: Path
     label: Path
     georef: Georef
-    image_nodata: float | None
+    image_nodata: list[float | None]  # per band
     label_nodata: float | None
 
     @property

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import OrderedDict
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -22,13 +23,17 @@ from .stac_sources import open_source
 
 log = logging.getLogger("spectralmoe.distributed")
 
-_MODELS: dict = {}  # per worker process: the loaded TileModel, by ModelSpec
-_SCENES: dict = {}  # per worker process: opened scenes, by (source, nodata)
+_MODELS: dict = {}  # per worker process: the loaded TileModel, by ModelSpec (content hash included)
+_SCENES: OrderedDict = OrderedDict()  # per worker process: recently opened scenes, by output store
+_KEEP_SCENES = 4
 
 
 @dataclass(frozen=True)
 class ModelSpec:
+    """The model a worker loads; the content hash makes a retrained file a different model."""
+
     checkpoint: str
+    content_hash: str
     device: str
     batch_size: int | None
     deterministic: bool | None
@@ -54,6 +59,7 @@ def _model(spec: ModelSpec):
 
         from .batch import load_tile_model
 
+        _MODELS.clear()  # one model per worker
         _MODELS[spec] = load_tile_model(Path(spec.checkpoint), _worker_device(spec.device),
                                         spec.batch_size, spec.deterministic, spec.compile_model)
     return _MODELS[spec]
@@ -64,9 +70,14 @@ def run_chunk_task(job: SceneJob, spec: ModelSpec, i: int, j: int, *neighbours: 
     from distributed import get_worker
 
     model = _model(spec)
-    key = (job.source, job.nodata)
+    if model.meta.content_hash != spec.content_hash:
+        raise RuntimeError(f"{spec.checkpoint} changed while the run was going on")
+    key = job.store  # the output name encodes the scene's identity, AOI and settings
     if key not in _SCENES:
         _SCENES[key] = open_source(job.opener, model.meta).with_nodata(job.nodata)
+        while len(_SCENES) > _KEEP_SCENES:
+            _SCENES.popitem(last=False)
+    _SCENES.move_to_end(key)
     start = time.perf_counter()
     read = read_chunk(job, _SCENES[key], i, j)
     infer_start = time.perf_counter()
@@ -98,12 +109,19 @@ class DaskRunner:
             self.cluster = LocalCluster(n_workers=local_workers, threads_per_worker=1,
                                         processes=True, resources=resources,
                                         dashboard_address=None)
-            self.client = Client(self.cluster)
+            try:
+                self.client = Client(self.cluster)
+            except BaseException:
+                self.cluster.close()
+                raise
         else:
             try:
                 self.client = Client(scheduler, timeout="10s")
             except (OSError, TimeoutError) as exc:
                 raise TransientError(f"cannot reach the dask scheduler {scheduler}: {exc}") from exc
+            except ValueError as exc:
+                raise UsageError(f"--scheduler {scheduler!r} is not an address such as "
+                                 f"tcp://host:8786 ({exc})") from exc
         self.resources = {"GPU": 1} if self._cluster_has_gpus() else None
 
     def _cluster_has_gpus(self) -> bool:

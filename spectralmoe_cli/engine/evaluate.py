@@ -14,6 +14,7 @@ from pathlib import Path
 
 import rasterio
 
+from ..files import json_float
 from ..errors import ConfigError, InputDataError, PartialFailure
 from .batch import load_tile_model
 from .classes import ClassSpec, load_classes
@@ -46,13 +47,13 @@ class EvaluateOptions:
 def _class_spec(opts: EvaluateOptions, meta) -> ClassSpec:
     """The class file given, else the one the training run stored in the checkpoint."""
     stored = meta.provenance.get("labels")
+    trained = bool(stored and stored.get("reduce_zero_label"))
+    reduce = trained if opts.reduce_zero_label is None else opts.reduce_zero_label
     if opts.classes is not None:
-        spec = load_classes(opts.classes, bool(opts.reduce_zero_label))
+        spec = load_classes(opts.classes, reduce)
     elif stored:
-        spec = ClassSpec.from_json(stored, f"{opts.checkpoint} (provenance)")
-        if opts.reduce_zero_label is not None:
-            spec = ClassSpec(spec.values, spec.names, spec.colors, spec.ignore,
-                             opts.reduce_zero_label, spec.source)
+        spec = ClassSpec.from_json({**stored, "reduce_zero_label": reduce},
+                                   f"{opts.checkpoint} (provenance)")
     else:
         raise ConfigError(f"{opts.checkpoint} records no class file; give --classes FILE")
     names = [c.name for c in meta.classes]
@@ -99,7 +100,7 @@ def run_evaluate(opts: EvaluateOptions) -> Metrics:
             "checkpoint": str(opts.checkpoint), "checkpoint_hash": meta.content_hash,
             "model": meta.model.name, "source": str(opts.source), "images": images,
             "settings": {"tile": settings.tile, "overlap": settings.overlap, "blend": settings.blend,
-                         "bands": opts.bands, "nodata": opts.nodata},
+                         "bands": opts.bands, "nodata": json_float(opts.nodata)},
         })
     return metrics
 

@@ -37,8 +37,8 @@ from ..errors import InputDataError, PartialFailure, TransientError, UsageError
 from ..files import exclusive_lock, file_checksum, write_json_atomic
 from ..io.stac_item import footprint
 from ..io.fetch_cog import write_cog
-from ..io.fetch_read import (BandReader, Encoding, Grid, encode, encoding_for, finest_grid,
-                             open_bands, strips)
+from ..io.fetch_read import (BandReader, Encoding, Grid, NetworkReadError, encode, encoding_for,
+                             finest_grid, open_bands, strips)
 from ..net import RetryPolicy
 from ..stac import (BandSource, SearchRequest, band_sources, check_collection, get_collection,
                     item_href, open_catalog, search)
@@ -157,7 +157,7 @@ def _download(plan: _Plan, options: FetchOptions, part: Path) -> tuple[Grid, Enc
                       {"stac_item": plan.item.id, "source_item": plan.source_href}, blocks)
             return grid, encoding
     except InputDataError as exc:
-        raise InputDataError(f"{what}: {exc}") from exc
+        raise type(exc)(f"{what}: {exc}") from exc  # a NetworkReadError stays one (retried)
 
 
 def _raster_bands(grid: Grid, encoding: Encoding, count: int) -> list[dict[str, Any]]:
@@ -189,7 +189,8 @@ def _fetch_item(plan: _Plan, options: FetchOptions) -> Outcome:
     _cleanup(item_dir, created=False)
     part = item_dir / f".{item_id}.tif.part"
     try:
-        done = options.policy.call(lambda: _download(plan, options, part), f"item {item_id!r}")
+        done = options.policy.call(lambda: _download(plan, options, part), f"item {item_id!r}",
+                                   retry_also=lambda exc: isinstance(exc, NetworkReadError))
         if done is None:
             _cleanup(item_dir, created)
             return Outcome(item_id, "empty", "the AOI holds no pixel of this item")

@@ -10,8 +10,6 @@ copies under bf16 autocast (fp16 where bf16 is missing), and an out-of-memory ba
 from __future__ import annotations
 
 import logging
-import time
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -30,12 +28,6 @@ def autocast_dtype(device: torch.device) -> torch.dtype | None:
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
-@dataclass
-class Timing:
-    infer: float = 0.0
-    tiles: int = 0
-
-
 class TileModel:
     """A loaded model with its normalisation, batching and device placement."""
 
@@ -52,7 +44,6 @@ class TileModel:
         self.std = torch.tensor(meta.std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
         self.amp = None if deterministic else autocast_dtype(device)
         self.pin = device.type == "cuda"
-        self.timing = Timing()
 
     def _to_device(self, array: np.ndarray) -> torch.Tensor:
         tensor = torch.from_numpy(np.ascontiguousarray(array))
@@ -74,7 +65,6 @@ class TileModel:
     @torch.inference_mode()
     def probabilities(self, tiles: np.ndarray, valid: np.ndarray) -> torch.Tensor:
         """Class probabilities [n, K, T, T] for raw tiles [n, C, T, T]; invalid pixels -> mean."""
-        start = time.perf_counter()
         outs = []
         s = 0
         while s < len(tiles):
@@ -89,8 +79,6 @@ class TileModel:
                 log.warning("out of memory on %s: batch size halved to %d", self.device, self.batch_size)
                 continue
             s += len(outs[-1])
-        self.timing.infer += time.perf_counter() - start
-        self.timing.tiles += len(tiles)
         return torch.cat(outs)
 
     def contributions(self, tiles: np.ndarray, valid: np.ndarray, weights: np.ndarray

@@ -41,12 +41,6 @@ class ConfusionMatrix:
         self.counts += np.bincount(label * (k + 1) + column,
                                    minlength=k * (k + 1)).reshape(k, k + 1)
 
-    def merge(self, other: "ConfusionMatrix") -> None:
-        """Pool another accumulator's counts into this one (e.g. from parallel workers)."""
-        if other.counts.shape != self.counts.shape:
-            raise ValueError("cannot merge confusion matrices of different class counts")
-        self.counts += other.counts
-
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -53,7 +53,7 @@ class ChunkMosaic:
         }
         return {name: part for name, part in parts.items() if part.size}
 
-    def absorb(self, part: str, spill: np.ndarray) -> None:
+    def absorb(self, spill: np.ndarray) -> None:
         """Add a neighbour's overhang (from the chunk above, left or above-left)."""
         h, w = spill.shape[1:]
         self.acc[:, :h, :w] += spill

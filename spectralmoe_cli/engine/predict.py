@@ -21,15 +21,15 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from ..files import exclusive_lock
+from ..files import exclusive_lock, json_float
 from ..checkpoint import CheckpointMeta
-from ..errors import InputDataError, SpectralMoEError, UsageError
+from ..errors import SpectralMoEError, UsageError
 from ..io import zarr_store
-from ..io.cog import write_class_cog
 from ..io.quicklook import write_quicklook
 from ..io.scene import Scene
 from ..io.stac_item import build_item, write_item
-from ..io.tiling import BLENDS, Grid
+from ..io.cog import COMPRESSIONS, OVERVIEW_RESAMPLINGS, write_class_cog
+from ..io.tiling import BLENDS, FIXED_ONE, Grid, max_overlapping_tiles
 from .inference import TileModel
 from .chunks import SceneJob, exchange_spills, finish_chunk, infer_chunk, read_chunk, write_chunk
 from .progress import Progress
@@ -68,6 +68,15 @@ class PredictSettings:
             raise UsageError(f"--format takes a comma list of {', '.join(FORMATS)}")
         if self.chunk < 16:
             raise UsageError(f"--chunk {self.chunk} is too small")
+        if self.compress not in COMPRESSIONS:
+            raise UsageError(f"--compress must be one of {', '.join(COMPRESSIONS)}")
+        if self.overview_resampling not in OVERVIEW_RESAMPLINGS:
+            raise UsageError(f"--overview-resampling must be one of {', '.join(OVERVIEW_RESAMPLINGS)}"
+                             f" (class maps are never averaged)")
+        most = max_overlapping_tiles(self.tile, self.tile - self.overlap)
+        if most * FIXED_ONE >= 2 ** 31:
+            raise UsageError(f"--overlap {self.overlap} with --tile {self.tile} stacks up to {most} tiles "
+                             f"on a pixel; keep it below {2 ** 31 // FIXED_ONE}")
 
 
 @dataclass
@@ -92,10 +101,13 @@ def output_name(scene: Scene, meta: CheckpointMeta, settings: PredictSettings,
     source = Path(scene.source)
     if scene.origin is not None:
         identity = list(scene.origin.identity)
-    elif source.exists():
-        stat = source.stat() if source.is_file() else (source / ".zattrs").stat() \
-            if (source / ".zattrs").exists() else source.stat()
+    elif source.is_file():
+        stat = source.stat()
         identity = [str(source.resolve()), stat.st_size, stat.st_mtime_ns]
+    elif source.is_dir():  # a Zarr store: rewriting any chunk must change the name
+        stats = [p.stat() for p in source.rglob("*") if p.is_file()]
+        identity = [str(source.resolve()), sum(st.st_size for st in stats),
+                    max((st.st_mtime_ns for st in stats), default=0)]
     else:
         identity = [scene.source]
     key = {
@@ -277,7 +289,8 @@ class ScenePredictor:
         if "zarr" in formats:
             assets["zarr"] = paths["zarr"]
         settings = {k: v for k, v in asdict(self.settings).items()
-                    if k in ("tile", "overlap", "blend", "nodata", "probabilities")}
+                    if k in ("tile", "overlap", "blend", "probabilities")}
+        settings["nodata"] = json_float(self.settings.nodata)
         item = build_item(name, source, scene.crs, scene.transform, scene.height, scene.width,
                           classes, assets, {"name": self.meta.model.name,
                                             "checkpoint_hash": self.meta.content_hash},
@@ -306,8 +319,3 @@ def check_output_dir(out_dir: Path) -> None:
         probe.unlink()
     except OSError as exc:
         raise UsageError(f"cannot write to --out {out_dir}: {exc.strerror or exc}") from exc
-
-
-def require_inputs(scenes: list[str]) -> None:
-    if not scenes:
-        raise InputDataError("no scene given")

@@ -68,13 +68,15 @@ def block_windows(width: int, height: int, block: int) -> Iterator[Window]:
             yield Window(col, row, min(block, width - col), min(block, height - row))
 
 
-def invalid_pixels(values: np.ndarray, nodata: float | None) -> np.ndarray:
-    """[H, W] mask of pixels where any band [C, H, W] is non-finite or equals nodata."""
+def invalid_pixels(values: np.ndarray, nodata: list[float | None]) -> np.ndarray:
+    """[H, W] mask of pixels where any band [C, H, W] is non-finite or equals its own nodata
+    (``nodata`` lists one value or None per band of ``values``), as predict decides it."""
     bad = np.zeros(values.shape[-2:], dtype=bool)
     if values.dtype.kind == "f":
         bad |= ~np.isfinite(values).all(axis=0)
-    if nodata is not None and not math.isnan(nodata):
-        bad |= (values == nodata).any(axis=0)
+    for band, value in zip(values, nodata):
+        if value is not None and not math.isnan(value):
+            bad |= band == value
     return bad
 
 
@@ -88,6 +90,6 @@ def to_physical(ds: rasterio.io.DatasetReader, raw: np.ndarray,
     return values if not (np.any(scales != 1) or np.any(offsets != 0)) else values * scales + offsets
 
 
-def file_nodata(ds: rasterio.io.DatasetReader, override: float | None) -> float | None:
-    """The nodata value that applies: the user's, else the file's; none if neither says."""
-    return override if override is not None else ds.nodata
+def file_nodata(ds: rasterio.io.DatasetReader, override: float | None) -> list[float | None]:
+    """Each band's nodata: the user's value for all, else the file's own per band."""
+    return [override] * ds.count if override is not None else list(ds.nodatavals)

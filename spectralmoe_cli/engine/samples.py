@@ -36,7 +36,7 @@ class SampleReader:
         with open_raster(pair.image) as ds:
             raw = ds.read(indexes, window=window)
             values = to_physical(ds, raw, indexes)
-        invalid = invalid_pixels(raw, pair.image_nodata)
+        invalid = invalid_pixels(raw, [pair.image_nodata[i] for i in self.band_order])
         mean = np.asarray(self.mean, dtype=np.float64)[:, None, None]
         std = np.asarray(self.std, dtype=np.float64)[:, None, None]
         x = ((values - mean) / std).astype(np.float32)

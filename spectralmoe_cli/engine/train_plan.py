@@ -76,12 +76,17 @@ class Plan:
 
 
 def model_band_order(file_bands: list[Band], config_bands: list[str]) -> list[Band]:
-    """The config's order when it names exactly these bands (so an RGB model keeps red, green,
-    blue on its pretrained kernels whatever the file order), otherwise the file order."""
+    """The model's band order: the config's when it names exactly these bands; otherwise red,
+    green, blue first (band i gets pretrained RGB kernel i mod 3, so they land on their own
+    kernels) and the other bands after them in file order."""
     wanted = resolve_all(config_bands)
     if sorted(b.name for b in wanted) == sorted(b.name for b in file_bands):
         return wanted
-    return file_bands
+    by_name = {b.name: b for b in file_bands}
+    rgb = [by_name[n] for n in ("red", "green", "blue") if n in by_name]
+    if len(rgb) < 3:
+        return file_bands
+    return rgb + [b for b in file_bands if b.name not in ("red", "green", "blue")]
 
 
 def check_run_dir(run: RunDir, opts: TrainOptions) -> None:

@@ -21,6 +21,7 @@ from rasterio.crs import CRS
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 
 from ..errors import InputDataError
+from ..net import RetryPolicy
 
 READ_CHUNK = 1024  # dask chunk of the lazy array; a window read touches only its chunks
 
@@ -109,9 +110,17 @@ def _is_zarr(path: Path) -> bool:
 
 
 def open_scene(source: str | Path) -> Scene:
-    """Open a scene lazily; InputDataError (exit 3) if it is missing, a folder or unreadable."""
+    """Open a scene lazily; InputDataError (exit 3) if it is missing, a folder or unreadable.
+
+    A remote raster (a URL or /vsicurl/ path) is opened under the network retry policy: a server
+    that stays down ends as TransientError (exit 75), not as a data error.
+    """
     path = Path(source)
-    if "://" not in str(source) and not str(source).startswith("/vsi"):
+    if "://" in str(source) or str(source).startswith("/vsicurl"):
+        policy = RetryPolicy()
+        with rasterio.Env(**policy.gdal_env()):
+            return policy.call(lambda: _open_gdal(str(source)), f"opening {source}")
+    if not str(source).startswith("/vsi"):
         if not path.exists():
             raise InputDataError(f"scene {source} does not exist")
         if _is_zarr(path):
@@ -164,6 +173,8 @@ def _open_zarr(path: Path) -> Scene:
         transform = array.rio.transform()
     except Exception as exc:
         raise InputDataError(f"Zarr store {path}: cannot read its georeferencing ({_first_line(exc)})") from exc
+    scale = float(array.attrs.get("scale_factor", array.encoding.get("scale_factor", 1.0)))
+    offset = float(array.attrs.get("add_offset", array.encoding.get("add_offset", 0.0)))
     return Scene(source=str(path), array=array, crs=crs, transform=transform, descriptions=names,
-                 nodata=[None if nodata is None else float(nodata)] * count, scales=[1.0] * count,
-                 offsets=[0.0] * count, dtype=str(array.dtype))
+                 nodata=[None if nodata is None else float(nodata)] * count, scales=[scale] * count,
+                 offsets=[offset] * count, dtype=str(array.dtype))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-FIXED_ONE = 1 << 22  # fixed-point unit: 9 overlapping tiles of weight 1 stay far below 2**31
+FIXED_ONE = 1 << 22  # fixed-point unit: up to 511 tiles of weight 1 on one pixel fit in int32
 WEIGHT_FLOOR = 1e-3  # no valid pixel covered by a tile ever gets weight zero
 CENTER_FLOOR = 1e-6  # center crop: a margin pixel defers to the neighbouring core
 BLENDS = ("hann", "linear", "none", "center")
@@ -27,6 +27,12 @@ def axis_origins(size: int, tile: int, stride: int) -> list[int]:
     origins = list(range(0, size - tile, stride))
     origins.append(size - tile)
     return origins
+
+
+def max_overlapping_tiles(tile: int, stride: int) -> int:
+    """The most tiles that can cover one pixel (the edge-anchored tile adds one per axis)."""
+    per_axis = -(-tile // stride) + 1
+    return per_axis * per_axis
 
 
 @dataclass(frozen=True)

@@ -28,10 +28,11 @@ class Rein(Plugin):
 
     uses_depth_keys = False
 
-    def __init__(self, cfg: PluginConfig, num_layers: int, dim: int, patch_size: int = 16) -> None:
+    def __init__(self, cfg: PluginConfig, num_layers: int, dim: int) -> None:
         super().__init__()
         self.cfg = cfg
-        bound = math.sqrt(6.0 / (3 * patch_size * patch_size + math.sqrt(dim * cfg.rank)))
+        # REIN's init: U(±sqrt(6 / (3·16·16 + sqrt(d·r)))), written for its 16 px patches
+        bound = math.sqrt(6.0 / (3 * 16 * 16 + math.sqrt(dim * cfg.rank)))
         self.tokens_a = nn.Parameter(torch.empty(num_layers, cfg.num_tokens, cfg.rank).uniform_(-bound, bound))
         self.tokens_b = nn.Parameter(torch.empty(num_layers, cfg.rank, dim).uniform_(-bound, bound))
         self.mlp_token2feat = nn.Linear(dim, dim)

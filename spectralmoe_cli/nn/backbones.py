@@ -42,10 +42,6 @@ class BackboneSpec:
     hf_filename: str | None = None
     hf_format: str | None = None  # layout of the HF copy: "timm" or the official one
 
-    @property
-    def native_patch(self) -> int:
-        return 14 if self.family == "dinov2" else 16
-
 
 BACKBONES: dict[str, BackboneSpec] = {}
 

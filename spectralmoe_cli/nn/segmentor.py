@@ -40,7 +40,10 @@ class Segmentor(nn.Module):
         self.in_chans = len(model_bands)
         self.num_classes = cfg.data.num_classes
         self.backbone = _build_vit(cfg.backbone, self.in_chans)
-        self.plugin = build_plugin(cfg.plugin, self.backbone.depth, self.backbone.embed_dim)
+        # query linking only where a head takes queries: otherwise its layers would never train
+        plugin_cfg = cfg.plugin if cfg.head.type == "mask2former" else \
+            cfg.plugin.model_copy(update={"link_queries": False})
+        self.plugin = build_plugin(plugin_cfg, self.backbone.depth, self.backbone.embed_dim)
         self.depth_model: DepthEncoder | None = None
         if self.plugin.needs_depth:
             assert cfg.depth is not None
@@ -72,6 +75,7 @@ class Segmentor(nn.Module):
         height, width = x.shape[-2:]
         grid = self.backbone.grid(height, width)
         depth_tokens = self._depth_tokens(x)
+        depth_prefix = self.depth_model.encoder.num_prefix_tokens if self.depth_model else 0
         vit = self.backbone
         frozen_only = not any(p.requires_grad for p in self.plugin.parameters())
         with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen_only):
@@ -83,7 +87,7 @@ class Segmentor(nn.Module):
                 tokens = vit.block(layer, tokens, rope)
                 depth = None
                 if depth_tokens is not None:
-                    depth = depth_tokens[layer][:, 1:].to(tokens.dtype)
+                    depth = depth_tokens[layer][:, depth_prefix:].to(tokens.dtype)
                 patches, loss = self.plugin(layer, tokens[:, prefix:], depth)
                 tokens = torch.cat([tokens[:, :prefix], patches], dim=1)
                 aux = aux + loss
