@@ -59,6 +59,7 @@ class Scene:
     offsets: list[float]
     dtype: str
     origin: Origin | None = None
+    policy: RetryPolicy | None = None  # set for a remote raster: its reads are retried
 
     @property
     def count(self) -> int:
@@ -82,7 +83,7 @@ class Scene:
              ) -> tuple[np.ndarray, np.ndarray]:
         """Bands (0-based, in the order given) over rows y0:y1, cols x0:x1, and validity."""
         try:
-            raw = np.asarray(self.array.isel(band=bands, y=slice(y0, y1), x=slice(x0, x1)).values)
+            raw = self._values(bands, y0, y1, x0, x1)
         except (RasterioIOError, OSError, RuntimeError, ValueError) as exc:
             raise InputDataError(f"cannot read {self.source} at rows {y0}:{y1}, cols {x0}:{x1}: "
                                  f"{_first_line(exc)}") from exc
@@ -98,6 +99,31 @@ class Scene:
         valid &= np.isfinite(data).all(axis=0)
         return data, valid
 
+    def _values(self, bands: list[int], y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        """The raw window; a remote one is read on this thread, under the network options
+        (GDAL's are thread-local), and retried while the server fails transiently.
+
+        GDAL reports a failed range request as a bare read error, without the HTTP status; so
+        after one, the file is opened afresh: a server that answers with an error status fails
+        that open transiently, and a file that opens but cannot be read is broken (exit 3).
+        """
+        window = self.array.isel(band=bands, y=slice(y0, y1), x=slice(x0, x1))
+        policy = self.policy
+        if policy is None:
+            return np.asarray(window.values)
+
+        def attempt() -> np.ndarray:
+            try:
+                return np.asarray(window.compute(scheduler="synchronous").values)
+            except RasterioIOError:
+                with rasterio.open(self.source):
+                    pass
+                raise
+
+        with rasterio.Env(**policy.gdal_env()):
+            return policy.call(attempt, f"reading {self.source} at rows {y0}:{y1}, cols {x0}:{x1}",
+                               retry_also=lambda exc: isinstance(exc, RasterioIOError))
+
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
@@ -112,14 +138,15 @@ def _is_zarr(path: Path) -> bool:
 def open_scene(source: str | Path) -> Scene:
     """Open a scene lazily; InputDataError (exit 3) if it is missing, a folder or unreadable.
 
-    A remote raster (a URL or /vsicurl/ path) is opened under the network retry policy: a server
-    that stays down ends as TransientError (exit 75), not as a data error.
+    A remote raster (a URL or /vsicurl/ path) is opened and read under the network retry policy:
+    a server that stays down ends as TransientError (exit 75), not as a data error.
     """
     path = Path(source)
     if "://" in str(source) or str(source).startswith("/vsicurl"):
         policy = RetryPolicy()
         with rasterio.Env(**policy.gdal_env()):
-            return policy.call(lambda: _open_gdal(str(source)), f"opening {source}")
+            scene = policy.call(lambda: _open_gdal(str(source)), f"opening {source}")
+        return replace(scene, policy=policy)
     if not str(source).startswith("/vsi"):
         if not path.exists():
             raise InputDataError(f"scene {source} does not exist")

@@ -1,0 +1,74 @@
+"""A plain raster given by URL: read by HTTP range requests from nginx, through a proxy that
+breaks requests on demand; transient failures are retried, a server that stays down is exit 75."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import rasterio
+
+from checkpoints import make_checkpoint
+from scenes import smooth_field, write_scene
+from spectralmoe_cli.engine.batch import run_predict
+from spectralmoe_cli.engine.predict import PredictSettings
+from spectralmoe_cli.errors import TransientError
+from spectralmoe_cli.io.scene import open_scene
+from spectralmoe_cli.net import RetryPolicy
+from stac_servers import nginx_binary, rustac_binary
+
+pytestmark = pytest.mark.skipif(
+    nginx_binary() is None or rustac_binary() is None,
+    reason="needs nginx (Debian nginx-light; .ci/run installs it) and rustac (pip: rustac)")
+
+PATH = "/remote/scene.tif"
+SETTINGS = PredictSettings(tile=64, overlap=16, bands=["red", "green", "blue", "nir"])
+
+
+@pytest.fixture(scope="module")
+def served(servers):
+    """The scene written into nginx's root, as a local file and a URL through the proxy."""
+    local = servers.nginx.root / PATH.lstrip("/")
+    local.parent.mkdir(exist_ok=True)
+    write_scene(local, smooth_field(150, 170, 4, seed=3))
+    return local, f"{servers.flaky.url}{PATH}"
+
+
+def class_map(summary: dict) -> np.ndarray:
+    assert "error" not in summary, summary["results"]
+    with rasterio.open(summary["results"][0]["outputs"]["cog"]) as cog:
+        return cog.read(1)
+
+
+def test_pixel_reads_that_fail_are_retried(served, flaky):
+    local, url = served
+    expected = open_scene(local).read([3, 0, 1], 10, 140, 5, 160)
+    scene = open_scene(url)
+    assert scene.policy is not None
+    flaky.fail(3, 503, PATH)  # the header is read: the next requests read pixels
+    before = len(flaky.log)
+    got = scene.read([3, 0, 1], 10, 140, 5, 160)
+    faults = [e for e in flaky.log[before:] if e["fault"]]
+    assert faults and all(e["method"] == "GET" for e in faults) and not flaky.faults
+    np.testing.assert_array_equal(got[0], expected[0])
+    np.testing.assert_array_equal(got[1], expected[1])
+
+
+def test_a_server_that_stays_down_mid_scene_is_transient(served, flaky):
+    _, url = served
+    scene = replace(open_scene(url), policy=RetryPolicy(retries=1, backoff=0.01, timeout=5))
+    flaky.down = True
+    with pytest.raises(TransientError, match="HTTP 503.*gave up after 2 attempts"):
+        scene.read([0, 1, 2, 3], 0, 150, 0, 170)
+
+
+def test_predicting_a_url_equals_predicting_the_file(served, flaky, tmp_path):
+    local, url = served
+    ckpt = make_checkpoint(tmp_path / "tiny.safetensors")
+    expected = class_map(run_predict([str(local)], ckpt, tmp_path / "local", SETTINGS,
+                                     device="cpu", progress=False))
+    flaky.fail(3, 500, PATH)
+    got = class_map(run_predict([url], ckpt, tmp_path / "remote", SETTINGS, device="cpu",
+                                progress=False))
+    np.testing.assert_array_equal(got, expected)
