@@ -13,7 +13,7 @@ from checkpoints import make_checkpoint
 from scenes import smooth_field, write_scene
 from spectralmoe_cli.engine.batch import run_predict
 from spectralmoe_cli.engine.predict import PredictSettings
-from spectralmoe_cli.errors import TransientError
+from spectralmoe_cli.errors import InputDataError, TransientError
 from spectralmoe_cli.io.scene import open_scene
 from spectralmoe_cli.net import RetryPolicy
 from stac_servers import nginx_binary, rustac_binary
@@ -61,6 +61,14 @@ def test_a_server_that_stays_down_mid_scene_is_transient(served, flaky):
     flaky.down = True
     with pytest.raises(TransientError, match="HTTP 503.*gave up after 2 attempts"):
         scene.read([0, 1, 2, 3], 0, 150, 0, 170)
+
+
+def test_a_file_that_opens_but_cannot_be_read_is_an_input_error(servers):
+    url = f"{servers.flaky.url}/BROKEN_TRUNC/B04.tif"  # the world's truncated COG
+    scene = replace(open_scene(url), policy=RetryPolicy(retries=1, backoff=0.01, timeout=5))
+    with pytest.raises(InputDataError, match="cannot read .*BROKEN_TRUNC") as caught:
+        scene.read([0], 0, scene.height, 0, scene.width)
+    assert not isinstance(caught.value, TransientError)
 
 
 def test_predicting_a_url_equals_predicting_the_file(served, flaky, tmp_path):
