@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, TypeVar
 
+import urllib3
 from urllib3 import Retry
 
 from .errors import TransientError
@@ -121,3 +122,19 @@ def describe(exc: BaseException) -> str:
         if text and "see previous exception" not in text.lower():
             return text[:300]
     return type(exc).__name__
+
+
+def http_version(url: str, policy: RetryPolicy) -> tuple[str, ...]:
+    """What changes when the file behind an http(s) URL is replaced: its size, ETag and
+    Last-Modified, from a one-byte range request (a URL signed for GET may refuse HEAD)."""
+    pool = urllib3.PoolManager(timeout=policy.timeout, retries=False)
+
+    def probe() -> tuple[str, ...]:
+        response = pool.request("GET", url, headers={"Range": "bytes=0-0"}, preload_content=True)
+        if response.status >= 400:
+            raise OSError(f"HTTP response code: {response.status}")
+        size = response.headers.get("Content-Range", "").rpartition("/")[2] or \
+            response.headers.get("Content-Length", "")
+        return (size, response.headers.get("ETag", ""), response.headers.get("Last-Modified", ""))
+
+    return policy.call(probe, f"asking {url} for its version")

@@ -3,7 +3,9 @@ breaks requests on demand; transient failures are retried, a server that stays d
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -80,3 +82,26 @@ def test_predicting_a_url_equals_predicting_the_file(served, flaky, tmp_path):
     got = class_map(run_predict([url], ckpt, tmp_path / "remote", SETTINGS, device="cpu",
                                 progress=False))
     np.testing.assert_array_equal(got, expected)
+
+
+def test_a_file_replaced_on_the_server_is_predicted_anew(servers, tmp_path):
+    path = servers.nginx.root / "remote" / "nightly.tif"
+    path.parent.mkdir(exist_ok=True)
+    url = f"{servers.flaky.url}/remote/nightly.tif?token=changes-every-night"
+    ckpt = make_checkpoint(tmp_path / "tiny.safetensors")
+    out = tmp_path / "out"
+
+    def run(token: str) -> dict:
+        summary = run_predict([url.replace("every-night", token)], ckpt, out, SETTINGS,
+                              device="cpu", progress=False)
+        assert "error" not in summary, summary["results"]
+        return summary["results"][0]
+
+    write_scene(path, smooth_field(90, 100, 4, seed=5))
+    first = run("monday")
+    assert Path(first["outputs"]["cog"]).name.startswith("nightly_")
+    assert "token" not in json.dumps(first["outputs"]) + Path(first["outputs"]["item"]).read_text()
+    assert run("tuesday")["status"] == "skipped"  # same file, new signature: nothing to do
+    write_scene(path, smooth_field(90, 100, 4, seed=6))
+    again = run("wednesday")
+    assert again["status"] == "done" and again["outputs"]["cog"] != first["outputs"]["cog"]

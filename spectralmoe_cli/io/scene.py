@@ -11,6 +11,7 @@ import os
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 import rasterio
@@ -21,7 +22,7 @@ from rasterio.crs import CRS
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 
 from ..errors import InputDataError
-from ..net import RetryPolicy
+from ..net import RetryPolicy, http_version
 
 READ_CHUNK = 1024  # dask chunk of the lazy array; a window read touches only its chunks
 
@@ -146,7 +147,7 @@ def open_scene(source: str | Path) -> Scene:
         policy = RetryPolicy()
         with rasterio.Env(**policy.gdal_env()):
             scene = policy.call(lambda: _open_gdal(str(source)), f"opening {source}")
-        return replace(scene, policy=policy)
+        return replace(scene, policy=policy, origin=_remote_origin(str(source), policy))
     if not str(source).startswith("/vsi"):
         if not path.exists():
             raise InputDataError(f"scene {source} does not exist")
@@ -155,6 +156,16 @@ def open_scene(source: str | Path) -> Scene:
         if path.is_dir():
             raise InputDataError(f"scene {source} is a directory, not a raster or a Zarr store")
     return _open_gdal(str(source))
+
+
+def _remote_origin(source: str, policy: RetryPolicy) -> Origin:
+    """A URL's output name leaves out its query (a signature that changes every night); its
+    identity includes what the server says of the file, so a replaced file is predicted anew."""
+    url = source.removeprefix("/vsicurl/")
+    plain = urlsplit(url)._replace(query="", fragment="").geturl()
+    version = http_version(url, policy) if plain.startswith(("http://", "https://")) else ()
+    return Origin(name=Path(urlsplit(plain).path).name.split(".")[0] or "scene", href=plain,
+                  identity=(plain, *version))
 
 
 def _open_gdal(source: str) -> Scene:
