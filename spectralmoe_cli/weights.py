@@ -2,8 +2,8 @@
 
 Search order for a backbone: an explicit path; ``$SPECTRALMOE_WEIGHTS`` (default
 ``~/.cache/spectralmoe/weights``) holding the official file name; torch hub's checkpoint cache;
-the Hugging Face cache; then, unless offline, a Hugging Face download. If all fail, one line says
-which file is needed and where to put it.
+the Hugging Face cache (the timm copy, then the transformers copy); then, unless offline, a
+Hugging Face download. If all fail, one line says which file is needed and where to put it.
 """
 
 from __future__ import annotations
@@ -58,6 +58,10 @@ def locate(spec, explicit: str | None = None) -> tuple[Path, str]:
         cached = try_to_load_from_cache(spec.hf_repo, spec.hf_filename)
         if isinstance(cached, str):
             return Path(cached), spec.hf_format
+        if spec.transformers_repo:
+            cached = try_to_load_from_cache(spec.transformers_repo, "model.safetensors")
+            if isinstance(cached, str):
+                return Path(cached), "transformers"
         if not _offline():
             try:
                 from huggingface_hub import hf_hub_download
@@ -71,5 +75,16 @@ def locate(spec, explicit: str | None = None) -> tuple[Path, str]:
 
 
 def _guess_format(path: Path, spec) -> str:
-    """A user file is in timm layout if it is safetensors, else in the backbone's official one."""
-    return "timm" if path.suffix == ".safetensors" else spec.weight_format
+    """A user's safetensors file is in the transformers layout when its keys say so, else in
+    timm's; any other file is in the backbone's official layout."""
+    if path.suffix != ".safetensors":
+        return spec.weight_format
+    from safetensors import safe_open
+
+    from .nn.transformers_layout import is_transformers_layout
+    try:
+        with safe_open(str(path), "pt") as handle:
+            keys = set(handle.keys())
+    except Exception as exc:  # safetensors raises its own error types for a damaged header
+        raise WeightsError(f"cannot read weights {path}: {exc}") from exc
+    return "transformers" if is_transformers_layout(keys) else "timm"

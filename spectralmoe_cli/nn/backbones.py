@@ -20,6 +20,7 @@ from timm.layers import resample_abs_pos_embed, resample_patch_embed
 from torch import nn
 
 from ..errors import ConfigError, WeightsError
+from .transformers_layout import from_transformers
 
 _DINOV2_URL = "https://dl.fbaipublicfiles.com/dinov2/{arch}/{arch}_pretrain.pth"
 _DINOV3_URL = "https://ai.meta.com/resources/models-and-libraries/dinov3-downloads/"
@@ -41,6 +42,7 @@ class BackboneSpec:
     hf_repo: str | None = None  # Hugging Face repo holding a copy (timm or official layout)
     hf_filename: str | None = None
     hf_format: str | None = None  # layout of the HF copy: "timm" or the official one
+    transformers_repo: str | None = None  # the transformers copy, used when already cached
 
 
 BACKBONES: dict[str, BackboneSpec] = {}
@@ -62,6 +64,7 @@ def _register_dinov2() -> None:
             num_heads=heads, weight_format="dinov2", filename=f"{arch}_pretrain.pth",
             url=_DINOV2_URL.format(arch=arch), hf_repo=f"timm/{timm_name}.lvd142m",
             hf_filename="model.safetensors", hf_format="timm",
+            transformers_repo=f"facebook/dinov2-{word}",
         ))
         register(BackboneSpec(
             name=f"{arch}_reg4", family="dinov2", timm_name=f"vit_{word}_patch14_reg4_dinov2",
@@ -70,6 +73,7 @@ def _register_dinov2() -> None:
             url=_DINOV2_URL.format(arch=arch).replace("_pretrain", "_reg4_pretrain"),
             hf_repo=f"timm/vit_{word}_patch14_reg4_dinov2.lvd142m",
             hf_filename="model.safetensors", hf_format="timm",
+            transformers_repo=f"facebook/dinov2-with-registers-{word}",
         ))
     for key, (dim, depth, heads, word) in list(sizes.items())[:3]:
         size = {"s": "Small", "b": "Base", "l": "Large"}[key]
@@ -80,6 +84,7 @@ def _register_dinov2() -> None:
             url=f"https://huggingface.co/depth-anything/Depth-Anything-V2-{size}",
             hf_repo=f"depth-anything/Depth-Anything-V2-{size}",
             hf_filename=f"depth_anything_v2_vit{key}.pth", hf_format="depth_anything_v2",
+            transformers_repo=f"depth-anything/Depth-Anything-V2-{size}-hf",
         ))
         register(BackboneSpec(
             name=f"promptda_vit{key}", family="dinov2", timm_name=f"vit_{word}_patch14_dinov2",
@@ -110,6 +115,7 @@ def _register_dinov3() -> None:
                 embed_dim=dim, depth=depth, num_heads=heads, weight_format="dinov3",
                 filename=filename, url=_DINOV3_URL, hf_repo=f"timm/{timm_name}.lvd1689m",
                 hf_filename="model.safetensors", hf_format="timm",
+                transformers_repo=f"facebook/dinov3-{key}-pretrain-lvd1689m",
             ))
 
 
@@ -316,9 +322,12 @@ def map_state_dict(vit: FrozenViT, state: dict, fmt: str) -> dict[str, torch.Ten
     """Map an official or timm state dict onto ``vit``'s keys; fail naming any bad key."""
     model_state = vit.vit.state_dict()
     model_keys = set(model_state)
-    if fmt != "timm":
+    layout = fmt
+    if fmt == "transformers":
+        state, layout = from_transformers(state, vit.spec.family), vit.spec.family
+    elif fmt != "timm":
         state = _unwrap(state, fmt)
-    if fmt == "dinov3":
+    if layout == "dinov3":
         periods = state.get("rope_embed.periods")
         rope = getattr(vit.vit, "rope", None)
         expected = getattr(rope, "periods", None) if rope is not None else None
@@ -328,9 +337,9 @@ def map_state_dict(vit: FrozenViT, state: dict, fmt: str) -> dict[str, torch.Ten
                 f"{tuple(expected.shape)} (a checkpoint of another size?)"
             )
         mapped = _rename_dinov3(state, model_keys)
-    elif fmt in ("dinov2", "depth_anything_v2", "promptda"):
+    elif layout in ("dinov2", "depth_anything_v2", "promptda"):
         mapped = _rename_dinov2(state, model_keys)
-    elif fmt == "timm":
+    elif layout == "timm":
         mapped = dict(state)
     else:
         raise ConfigError(f"unknown weight format {fmt!r}")
