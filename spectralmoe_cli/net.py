@@ -127,7 +127,8 @@ def describe(exc: BaseException) -> str:
 def http_version(url: str, policy: RetryPolicy) -> tuple[str, ...]:
     """What changes when the file behind an http(s) URL is replaced: its size, ETag and
     Last-Modified, from a one-byte range request (a URL signed for GET may refuse HEAD)."""
-    pool = urllib3.PoolManager(timeout=policy.timeout, retries=False)
+    follow = Retry(total=None, connect=0, read=0, status=0, other=0, redirect=5)  # retries: ours
+    pool = urllib3.PoolManager(timeout=policy.timeout, retries=follow)
 
     def probe() -> tuple[str, ...]:
         response = pool.request("GET", url, headers={"Range": "bytes=0-0"}, preload_content=True)
