@@ -21,6 +21,7 @@ from spectralmoe_cli.bands import resolve_all
 from spectralmoe_cli.checkpoint import load_checkpoint
 from spectralmoe_cli.config import METHODS, load_config
 from spectralmoe_cli.engine.models import build_model, model_from_checkpoint
+from spectralmoe_cli.engine.run_dir import MetricsLog, RunDir
 from spectralmoe_cli.engine.stats import compute_stats
 from spectralmoe_cli.engine.train import train
 from spectralmoe_cli.engine.train_plan import TrainOptions
@@ -107,6 +108,19 @@ def test_kill_then_resume_gives_bit_identical_weights(potsdam, tmp_path):
         "step-0000016.safetensors", "step-0000024.safetensors"]  # --keep 2
     again = run_cli(*_train_args(folder, classes, killed, *common, "--resume"))
     assert again.returncode == 0 and "nothing to do" in again.stdout
+
+
+def test_resuming_forgets_records_past_the_checkpoint_and_a_half_written_line(tmp_path):
+    log = MetricsLog(RunDir(tmp_path), validates=False)
+    for step in (1, 2, 3):
+        log.append({"step": step, "loss": 1.0 / step, "loss_seg": 0.5, "lr": 0.1, "sec_per_step": 0.2})
+    with (tmp_path / "metrics.jsonl").open("a") as handle:
+        handle.write('{"step": 4, "loss": 0.2')  # killed while writing
+    log.truncate(2)
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == [1, 2]
+    rows = (tmp_path / "metrics.csv").read_text().splitlines()
+    assert rows[0] == "step,loss,loss_seg,lr,sec_per_step" and len(rows) == 3
 
 
 def _tree_digest(root: Path) -> dict[str, str]:

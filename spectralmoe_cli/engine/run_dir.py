@@ -86,11 +86,10 @@ class MetricsLog:
         self.jsonl, self.csv, self.validates = run.path("metrics.jsonl"), run.path("metrics.csv"), validates
 
     def truncate(self, step: int) -> None:
-        """Forget records after ``step`` (a killed run may have logged past its last checkpoint)."""
-        records = []
-        if self.jsonl.is_file():
-            records = [json.loads(line) for line in self.jsonl.read_text().splitlines() if line.strip()]
-        records = [r for r in records if r["step"] <= step]
+        """Forget records after ``step`` (a killed run may have logged past its last checkpoint,
+        or been killed halfway through writing a line)."""
+        lines = self.jsonl.read_text().splitlines() if self.jsonl.is_file() else []
+        records = [r for r in map(_parse, lines) if r is not None and r["step"] <= step]
         self.jsonl.write_text("".join(json.dumps(r) + "\n" for r in records))
         self.csv.unlink(missing_ok=True)
         for record in records:
@@ -113,3 +112,10 @@ class MetricsLog:
             if new:
                 writer.writerow(columns)
             writer.writerow(["" if record.get(c) is None else record[c] for c in columns])
+
+
+def _parse(line: str) -> dict | None:
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError:
+        return None

@@ -167,14 +167,16 @@ def fit(opts: TrainOptions, plan: Plan, run: RunDir, device: torch.device) -> Pa
             optimizer.step()
             step += 1
             record = {"step": step, **sums, "lr": lr, "sec_per_step": time.perf_counter() - began}
-            if step == opts.steps or (opts.checkpoint_every and step % opts.checkpoint_every == 0):
-                if plan.val_pairs:
-                    scores = validate(model, plan, reader, opts.crop, device)
-                    record.update(val_mIoU=_finite(scores.miou), val_mAcc=_finite(scores.macc),
-                                  val_aAcc=_finite(scores.aacc))
-                    progress.note(f"step {step}: val mIoU {100 * scores.miou:.2f}")
+            checkpoint = step == opts.steps or bool(opts.checkpoint_every
+                                                    and step % opts.checkpoint_every == 0)
+            if checkpoint and plan.val_pairs:
+                scores = validate(model, plan, reader, opts.crop, device)
+                record.update(val_mIoU=_finite(scores.miou), val_mAcc=_finite(scores.macc),
+                              val_aAcc=_finite(scores.aacc))
+                progress.note(f"step {step}: val mIoU {100 * scores.miou:.2f}")
+            metrics.append(record)  # before the checkpoint: a checkpoint implies its records
+            if checkpoint:
                 _save(run, plan, opts, model, optimizer, device, step)
-            metrics.append(record)
             progress.step(step, sums["loss"], lr, record["sec_per_step"])
     finally:
         progress.close()
