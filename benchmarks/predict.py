@@ -33,9 +33,13 @@ sys.path.insert(0, str(ROOT))
 
 from spectralmoe_cli.checkpoint import BandInfo, CheckpointMeta, ClassInfo, TileDefaults  # noqa: E402
 from spectralmoe_cli.config import load_config  # noqa: E402
-from spectralmoe_cli.engine.batch import load_tile_model, run_predict  # noqa: E402
-from spectralmoe_cli.engine.models import build_model, save_model  # noqa: E402
-from spectralmoe_cli.engine.predict import PredictSettings  # noqa: E402
+from spectralmoe_cli.engine.predict.runner import run_predict  # noqa: E402
+from spectralmoe_cli.engine.predict.scene import PredictSettings  # noqa: E402
+from spectralmoe_cli.engine.runtime.models import (  # noqa: E402
+    build_model,
+    load_tile_model,  # noqa: E402
+    save_model,
+)
 from spectralmoe_cli.io.scene import open_scene  # noqa: E402
 from spectralmoe_cli.io.tiling import Grid  # noqa: E402
 

@@ -28,9 +28,11 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from predict import BANDS, random_checkpoint, write_scene  # noqa: E402
+
 from spectralmoe_cli.config import load_config  # noqa: E402
-from spectralmoe_cli.engine.batch import load_tile_model, peak_rss_mb, run_predict  # noqa: E402
-from spectralmoe_cli.engine.predict import PredictSettings  # noqa: E402
+from spectralmoe_cli.engine.predict.runner import peak_rss_mb, run_predict  # noqa: E402
+from spectralmoe_cli.engine.predict.scene import PredictSettings  # noqa: E402
+from spectralmoe_cli.engine.runtime.models import load_tile_model  # noqa: E402
 from spectralmoe_cli.nn.segmentor import Segmentor  # noqa: E402
 
 PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "H800": 989.0, "A100": 312.0, "L40S": 362.0,

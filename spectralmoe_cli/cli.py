@@ -204,10 +204,10 @@ def predict(
     from .bands import parse_band_list
     from .checkpoint import read_metadata
     from .config import zoo_dir
-    from .engine.batch import run_predict
-    from .engine.distributed import parse_cluster
-    from .engine.predict import PredictSettings
-    from .engine.stac_sources import scene_sources, stac_options
+    from .engine.predict.distributed import parse_cluster
+    from .engine.predict.runner import run_predict
+    from .engine.predict.scene import PredictSettings
+    from .engine.predict.sources import scene_sources, stac_options
     from .errors import ConfigError
     from .net import RetryPolicy
 
@@ -387,7 +387,7 @@ def stats(
         spectralmoe stats data/train --bands red,green,blue --json > stats.json
         spectralmoe train ... --stats stats.json
     """
-    from .engine.stats import folder_stats
+    from .engine.labelled.stats import folder_stats
 
     result = folder_stats(source, bands, nodata)
     typer.echo(json.dumps(result.to_json(), indent=2) if as_json else result.render())
@@ -451,8 +451,8 @@ def train(
     """
     import shlex
 
-    from .engine.train import train as run_training
-    from .engine.train_plan import TrainOptions
+    from .engine.train.command import train as run_training
+    from .engine.train.plan import TrainOptions
 
     final = run_training(TrainOptions(
         model=model, train=train_dir, val=val_dir, bands=bands, classes=classes, out=out,
@@ -496,8 +496,8 @@ def evaluate(
         spectralmoe evaluate runs/potsdam/model.safetensors data/vaihingen --out report/ --min-miou 60
     """
     from .bands import parse_band_list
-    from .engine.evaluate import EvaluateOptions, check_min_miou, run_evaluate
-    from .engine.reports import render_table
+    from .engine.evaluate.reports import render_table
+    from .engine.evaluate.score import EvaluateOptions, check_min_miou, run_evaluate
 
     metrics = run_evaluate(EvaluateOptions(
         checkpoint=checkpoint, source=source, out=out,

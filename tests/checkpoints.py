@@ -8,7 +8,7 @@ import torch
 
 from spectralmoe_cli.checkpoint import BandInfo, CheckpointMeta, ClassInfo, TileDefaults
 from spectralmoe_cli.config import load_config
-from spectralmoe_cli.engine.models import build_model, save_model
+from spectralmoe_cli.engine.runtime.models import build_model, save_model
 
 RGBN = ["red", "green", "blue", "nir"]
 COLORS = ["#1f77b4", "#2ca02c", "#d62728", "#ff7f0e", "#9467bd", "#8c564b"]

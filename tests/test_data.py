@@ -6,16 +6,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import ISPRS_CLASSES, potsdam_folder, write_geotiff
 from PIL import Image
 from rasterio import Affine
 from rasterio.windows import Window
 
-from helpers import ISPRS_CLASSES, potsdam_folder, write_geotiff
 from spectralmoe_cli.bands import reorder, resolve_all
-from spectralmoe_cli.engine.classes import load_classes
-from spectralmoe_cli.engine.data import find_pairs, iter_labelled, open_labelled
-from spectralmoe_cli.engine.samples import CropDataset, SampleReader
-from spectralmoe_cli.engine.train_plan import model_band_order
+from spectralmoe_cli.engine.labelled.classes import load_classes
+from spectralmoe_cli.engine.labelled.folders import find_pairs, iter_labelled, open_labelled
+from spectralmoe_cli.engine.train.plan import model_band_order
+from spectralmoe_cli.engine.train.samples import CropDataset, SampleReader
 from spectralmoe_cli.errors import ConfigError, InputDataError
 
 # Pixel counts of the real Potsdam crop's label as stored (PROVENANCE.md; verified in the PNG)

@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from checkpoints import make_checkpoint
 from helpers import ROOT, assert_one_line_error, run_cli, run_cli_process
 from scenes import smooth_field, write_scene

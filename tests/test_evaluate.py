@@ -8,10 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-from PIL import Image
-
 from checkpoints import make_checkpoint
 from helpers import assert_one_line_error, potsdam_folder, run_cli
+from PIL import Image
 
 RGB = "red,green,blue"
 

@@ -12,19 +12,19 @@ import hashlib
 import json
 from pathlib import Path
 
+import fetch_world
 import numpy as np
 import pystac
 import pytest
 import rasterio
+from helpers import assert_one_line_error
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window, from_bounds
 from rio_cogeo.cogeo import cog_validate
+from stac_servers import FaultProxy, free_port, nginx_binary, rustac_binary
 
-import fetch_world
-from helpers import assert_one_line_error
 from spectralmoe_cli.net import RetryPolicy
 from spectralmoe_cli.stac import SearchRequest, open_catalog, parse_bbox, parse_datetime, search
-from stac_servers import FaultProxy, free_port, nginx_binary, rustac_binary
 
 pytestmark = pytest.mark.skipif(
     nginx_binary() is None or rustac_binary() is None,

@@ -7,14 +7,25 @@ import struct
 
 import pytest
 import torch
+from helpers import assert_one_line_error, run_cli, run_cli_process
 from safetensors.torch import save_file
 
-from helpers import assert_one_line_error, run_cli, run_cli_process
-from spectralmoe_cli.checkpoint import (BandInfo, CheckpointMeta, ClassInfo, content_hash,
-                                        load_checkpoint, save_checkpoint)
+from spectralmoe_cli.checkpoint import (
+    BandInfo,
+    CheckpointMeta,
+    ClassInfo,
+    content_hash,
+    load_checkpoint,
+    save_checkpoint,
+)
 from spectralmoe_cli.config import METHODS, load_config
-from spectralmoe_cli.engine.models import (build_model, checkpoint_tensors, embedded_parts,
-                                          model_from_checkpoint, save_model)
+from spectralmoe_cli.engine.runtime.models import (
+    build_model,
+    checkpoint_tensors,
+    embedded_parts,
+    model_from_checkpoint,
+    save_model,
+)
 from spectralmoe_cli.errors import CheckpointError
 
 S2 = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12"]

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from checkpoints import make_checkpoint
-from spectralmoe_cli.engine.devices import pick_device
-from spectralmoe_cli.engine.inference import TileModel
-from spectralmoe_cli.engine.models import model_from_checkpoint
+
+from spectralmoe_cli.engine.runtime.devices import pick_device
+from spectralmoe_cli.engine.runtime.inference import TileModel
+from spectralmoe_cli.engine.runtime.models import model_from_checkpoint
 from spectralmoe_cli.errors import UsageError
 
 

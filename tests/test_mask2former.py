@@ -8,14 +8,13 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import assert_one_line_error, run_cli
 from PIL import Image
 
-from helpers import assert_one_line_error, run_cli
 from spectralmoe_cli.checkpoint import BandInfo, CheckpointMeta, ClassInfo
-from spectralmoe_cli.config import (METHODS, TOKEN_METHODS, HeadConfig, load_config, parse_config,
-                                    zoo_dir)
+from spectralmoe_cli.config import METHODS, TOKEN_METHODS, HeadConfig, load_config, parse_config, zoo_dir
 from spectralmoe_cli.engine.info import describe
-from spectralmoe_cli.engine.models import build_model, model_from_checkpoint, save_model
+from spectralmoe_cli.engine.runtime.models import build_model, model_from_checkpoint, save_model
 from spectralmoe_cli.errors import ConfigError
 from spectralmoe_cli.nn.deform_attn import MultiScaleDeformableAttention
 from spectralmoe_cli.nn.mask2former import Mask2FormerHead

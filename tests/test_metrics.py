@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from spectralmoe_cli.engine.metrics import ConfusionMatrix, compute_metrics
-from spectralmoe_cli.engine.reports import render_table, write_report
+from spectralmoe_cli.engine.evaluate.metrics import ConfusionMatrix, compute_metrics
+from spectralmoe_cli.engine.evaluate.reports import render_table, write_report
 
 # rows: ground truth 0..3; columns: predicted 0..3 and "none" (255 = invalid input)
 HAND = np.array([

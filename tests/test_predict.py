@@ -17,14 +17,14 @@ import rasterio
 import rioxarray
 import xarray as xr
 import zarr
-from rasterio.crs import CRS
-from rio_cogeo.cogeo import cog_validate
-
 from checkpoints import RGBN, make_checkpoint
 from helpers import ROOT, assert_one_line_error, run_cli
+from rasterio.crs import CRS
+from rio_cogeo.cogeo import cog_validate
 from scenes import smooth_field, write_scene
-from spectralmoe_cli.engine.batch import run_predict
-from spectralmoe_cli.engine.predict import PredictSettings
+
+from spectralmoe_cli.engine.predict.runner import run_predict
+from spectralmoe_cli.engine.predict.scene import PredictSettings
 
 TILE, OVERLAP = 64, 16
 
@@ -291,8 +291,9 @@ def test_kill_and_resume_gives_an_identical_map(tmp_path, ckpt):
 
 def test_a_second_run_on_the_same_output_is_locked_out(scene, ckpt, tmp_path):
     import fcntl
+
     from spectralmoe_cli.checkpoint import read_metadata
-    from spectralmoe_cli.engine.predict import output_name
+    from spectralmoe_cli.engine.predict.scene import output_name
     from spectralmoe_cli.io.scene import open_scene
     settings = PredictSettings(tile=TILE, overlap=OVERLAP, bands=RGBN)
     name = output_name(open_scene(scene), read_metadata(ckpt), settings, [0, 1, 2, 3])

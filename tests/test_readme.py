@@ -8,7 +8,6 @@ import shlex
 
 import numpy as np
 import rasterio
-
 from helpers import ROOT, run_cli
 
 README = (ROOT / "README.md").read_text()

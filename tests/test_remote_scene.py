@@ -11,15 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-
 from checkpoints import make_checkpoint
 from scenes import smooth_field, write_scene
-from spectralmoe_cli.engine.batch import run_predict
-from spectralmoe_cli.engine.predict import PredictSettings
+from stac_servers import nginx_binary, rustac_binary
+
+from spectralmoe_cli.engine.predict.runner import run_predict
+from spectralmoe_cli.engine.predict.scene import PredictSettings
 from spectralmoe_cli.errors import InputDataError, TransientError
 from spectralmoe_cli.io.scene import open_scene
 from spectralmoe_cli.net import RetryPolicy
-from stac_servers import nginx_binary, rustac_binary
 
 pytestmark = pytest.mark.skipif(
     nginx_binary() is None or rustac_binary() is None,

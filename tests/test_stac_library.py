@@ -10,9 +10,15 @@ import pytest
 
 from spectralmoe_cli.bands import resolve_all
 from spectralmoe_cli.errors import BandError, InputDataError, UsageError
-from spectralmoe_cli.stac import (band_sources, check_collection_bands, gdal_path,
-                                  load_intersects, parse_bbox, parse_datetime,
-                                  processing_baseline)
+from spectralmoe_cli.stac import (
+    band_sources,
+    check_collection_bands,
+    gdal_path,
+    load_intersects,
+    parse_bbox,
+    parse_datetime,
+    processing_baseline,
+)
 from spectralmoe_cli.stac.local import check_item_id
 
 PC_S2 = "S2B_MSIL2A_20190629T212529_R043_T06VVN_20201006T080531.json"

@@ -12,26 +12,25 @@ import json
 import subprocess
 from pathlib import Path
 
+import fetch_world
 import numpy as np
 import pytest
 import rasterio
-from rasterio.warp import transform_bounds
-
-import fetch_world
 from checkpoints import make_checkpoint
 from helpers import assert_one_line_error, run_cli
+from rasterio.warp import transform_bounds
 from served_world import FAST, MAY, Servers
+from stac_servers import FaultProxy, nginx_binary, rustac_binary
+
 from spectralmoe_cli.bands import resolve
 from spectralmoe_cli.checkpoint import read_metadata
-from spectralmoe_cli.engine.batch import run_predict
-from spectralmoe_cli.engine.predict import PredictSettings
-from spectralmoe_cli.engine.stac_sources import (StacOptions, StacSource, open_source,
-                                                 scene_sources, stac_options)
+from spectralmoe_cli.engine.predict.runner import run_predict
+from spectralmoe_cli.engine.predict.scene import PredictSettings
+from spectralmoe_cli.engine.predict.sources import StacOptions, StacSource, open_source, scene_sources, stac_options
 from spectralmoe_cli.errors import InputDataError, TransientError, UsageError
 from spectralmoe_cli.io.stac_scene import open_item_scene
 from spectralmoe_cli.net import RetryPolicy
 from spectralmoe_cli.stac import band_radiometry, band_sources, is_item_ref, load_item, parse_bbox
-from stac_servers import FaultProxy, nginx_binary, rustac_binary
 
 pytestmark = pytest.mark.skipif(
     nginx_binary() is None or rustac_binary() is None,

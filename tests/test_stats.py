@@ -6,10 +6,10 @@ import json
 
 import numpy as np
 import pytest
-
 from helpers import assert_one_line_error, run_cli, write_geotiff
+
 from spectralmoe_cli.bands import resolve_all
-from spectralmoe_cli.engine.stats import compute_stats, image_files, load_stats
+from spectralmoe_cli.engine.labelled.stats import compute_stats, image_files, load_stats
 from spectralmoe_cli.errors import InputDataError
 
 BANDS = resolve_all(["red", "green", "blue"])
@@ -94,8 +94,8 @@ def test_stats_input_errors(tmp_path):
 
 def test_declared_scale_and_offset_give_physical_statistics_as_predict_reads_them(tmp_path):
     import rasterio
-
     from scenes import write_scene
+
     from spectralmoe_cli.io.scene import open_scene
     rng = np.random.default_rng(8)
     dn = rng.integers(1000, 3000, (3, 40, 50)).astype(np.uint16)

@@ -14,17 +14,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import ROOT, assert_one_line_error, potsdam_folder, run_cli, write_geotiff
 from safetensors.torch import load_file
 
-from helpers import ROOT, assert_one_line_error, potsdam_folder, run_cli, write_geotiff
 from spectralmoe_cli.bands import resolve_all
 from spectralmoe_cli.checkpoint import load_checkpoint
 from spectralmoe_cli.config import METHODS, load_config
-from spectralmoe_cli.engine.models import build_model, model_from_checkpoint
-from spectralmoe_cli.engine.run_dir import MetricsLog, RunDir
-from spectralmoe_cli.engine.stats import compute_stats
-from spectralmoe_cli.engine.train import train
-from spectralmoe_cli.engine.train_plan import TrainOptions
+from spectralmoe_cli.engine.labelled.stats import compute_stats
+from spectralmoe_cli.engine.runtime.models import build_model, model_from_checkpoint
+from spectralmoe_cli.engine.train.command import train
+from spectralmoe_cli.engine.train.plan import TrainOptions
+from spectralmoe_cli.engine.train.run_dir import MetricsLog, RunDir
 
 
 @pytest.fixture
@@ -288,7 +288,7 @@ def test_train_help_teaches_with_an_example():
     ("lora", set()),
 ])
 def test_weight_decay_groups_follow_the_reference(method, plain):
-    from spectralmoe_cli.engine.optim import build_optimizer, no_decay_names
+    from spectralmoe_cli.engine.train.optim import build_optimizer, no_decay_names
 
     model = build_model(load_config(f"{method}_tiny"))
     names = no_decay_names(model)
@@ -308,7 +308,7 @@ def test_weight_decay_groups_follow_the_reference(method, plain):
 
 
 def test_poly_schedule_has_no_warm_up_and_ends_near_zero():
-    from spectralmoe_cli.engine.optim import poly_lr
+    from spectralmoe_cli.engine.train.optim import poly_lr
 
     assert poly_lr(1e-4, 0, 100) == 1e-4
     assert poly_lr(1e-4, 50, 100) == pytest.approx(1e-4 * 0.5 ** 0.9)
@@ -340,7 +340,7 @@ def test_accumulating_micro_batches_equals_one_larger_batch(tmp_path):
 
 def test_model_band_order_puts_red_green_blue_on_their_kernels():
     from spectralmoe_cli.bands import resolve_all
-    from spectralmoe_cli.engine.train_plan import model_band_order
+    from spectralmoe_cli.engine.train.plan import model_band_order
     s2 = resolve_all(["B02", "B03", "B04", "B08", "B11"])
     order = model_band_order(s2, ["red", "green", "blue"])
     assert [b.name for b in order] == ["red", "green", "blue", "nir", "swir16"]

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pickle
 
+import official
 import pytest
 import torch
 from safetensors.torch import save_file
 
-import official
 from spectralmoe_cli.config import BackboneConfig, load_config
-from spectralmoe_cli.engine.models import build_model
+from spectralmoe_cli.engine.runtime.models import build_model
 from spectralmoe_cli.errors import WeightsError
 from spectralmoe_cli.nn.backbones import DepthEncoder, FrozenViT, get_spec, load_weights
 from spectralmoe_cli.weights import locate, read_state_dict

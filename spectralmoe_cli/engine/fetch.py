@@ -35,13 +35,30 @@ from .. import __version__
 from ..bands import Band
 from ..errors import InputDataError, PartialFailure, TransientError, UsageError
 from ..files import exclusive_lock, file_checksum, write_json_atomic
-from ..io.stac_item import footprint
 from ..io.fetch_cog import write_cog
-from ..io.fetch_read import (BandReader, Encoding, Grid, NetworkReadError, encode, encoding_for,
-                             finest_grid, open_bands, strips)
+from ..io.fetch_read import (
+    BandReader,
+    Encoding,
+    Grid,
+    NetworkReadError,
+    encode,
+    encoding_for,
+    finest_grid,
+    open_bands,
+    strips,
+)
+from ..io.stac_item import footprint
 from ..net import RetryPolicy
-from ..stac import (BandSource, SearchRequest, band_sources, check_collection, get_collection,
-                    item_href, open_catalog, search)
+from ..stac import (
+    BandSource,
+    SearchRequest,
+    band_sources,
+    check_collection,
+    get_collection,
+    item_href,
+    open_catalog,
+    search,
+)
 from ..stac.local import check_item_id, local_item, write_catalog
 from ..stac.radiometry import FETCHED
 

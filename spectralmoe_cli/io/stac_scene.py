@@ -26,8 +26,7 @@ from xarray.core import indexing
 
 from ..net import RetryPolicy
 from ..stac import BandSource
-from .fetch_read import (BandReader, Encoding, Grid, NetworkReadError, encode, encoding_for,
-                         finest_grid, open_bands)
+from .fetch_read import BandReader, Encoding, Grid, NetworkReadError, encode, encoding_for, finest_grid, open_bands
 from .scene import Scene
 
 Bbox = tuple[float, float, float, float]

@@ -12,12 +12,10 @@
 """
 
 from .aoi import Aoi, load_intersects, parse_bbox
-from .assets import (BandSource, band_sources, check_collection, check_collection_bands,
-                     gdal_path)
+from .assets import BandSource, band_sources, check_collection, check_collection_bands, gdal_path
 from .item_ref import is_item_ref, load_item
 from .radiometry import Radiometry, band_radiometry, processing_baseline
-from .search import (SearchRequest, SearchResult, get_collection, item_href, open_catalog,
-                     search)
+from .search import SearchRequest, SearchResult, get_collection, item_href, open_catalog, search
 from .timerange import parse_datetime
 
 __all__ = [

@@ -16,8 +16,8 @@ from typing import Any, Sequence
 import pystac
 
 from ..bands import resolve
-from ..files import write_json_atomic
 from ..errors import BandError, InputDataError
+from ..files import write_json_atomic
 from .assets import BandSource
 
 COG_MEDIA_TYPE = "image/tiff; application=geotiff; profile=cloud-optimized"

@@ -23,8 +23,8 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..checkpoint import ClassInfo
-from ..errors import ConfigError, InputDataError
+from ...checkpoint import ClassInfo
+from ...errors import ConfigError, InputDataError
 
 IGNORE_INDEX = 255
 

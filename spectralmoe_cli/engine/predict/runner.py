@@ -9,18 +9,15 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-import torch
 
-from ..errors import PartialFailure, SpectralMoEError, error_for_code
-from .devices import pick_device
-from .inference import TileModel
-from .memory import release_large_buffers
-from ..checkpoint import read_metadata
-from ..files import write_json_atomic
-from .models import model_from_checkpoint
-from .predict import PredictSettings, SceneResult, ScenePredictor, check_output_dir
-from .progress import Progress
-from .stac_sources import StacSource
+from ...checkpoint import read_metadata
+from ...errors import PartialFailure, SpectralMoEError, error_for_code
+from ...files import write_json_atomic
+from ..runtime.memory import release_large_buffers
+from ..runtime.models import load_tile_model
+from ..runtime.progress import Progress
+from .scene import PredictSettings, ScenePredictor, SceneResult, check_output_dir
+from .sources import StacSource
 
 log = logging.getLogger("spectralmoe.predict")
 SUMMARY_NAME = "spectralmoe-summary.json"
@@ -40,18 +37,6 @@ def peak_rss_mb() -> float:
         pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
-
-
-def load_tile_model(checkpoint: Path, device: str, batch_size: int | None,
-                    deterministic: bool | None, compile_model: bool = False) -> TileModel:
-    model, meta = model_from_checkpoint(checkpoint)
-    dev = pick_device(device)
-    if deterministic is None:
-        deterministic = dev.type == "cpu"
-    if deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)
-    return TileModel(model, meta, dev, batch_size or (16 if dev.type == "cuda" else 2), deterministic,
-                     compile_model)
 
 
 def summarize(results: list[SceneResult], seconds: float, meta, runner: dict) -> dict:

@@ -11,15 +11,14 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-
-from ..bands import Band, parse_band_list, reorder, resolve_all
-from ..config import ModelConfig, load_config
-from ..errors import UsageError
-from .classes import ClassSpec, load_classes
-from .data import Pair, manifest, open_labelled
+from ...bands import Band, parse_band_list, reorder, resolve_all
+from ...config import ModelConfig, load_config
+from ...errors import UsageError
+from ..labelled.classes import ClassSpec, load_classes
+from ..labelled.folders import Pair, manifest, open_labelled
+from ..labelled.stats import compute_stats, load_stats
 from .optim import WEIGHT_DECAY
 from .run_dir import RunDir
-from .stats import compute_stats, load_stats
 
 
 @dataclass(frozen=True)

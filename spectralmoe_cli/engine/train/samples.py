@@ -14,9 +14,9 @@ import numpy as np
 import torch
 from rasterio.windows import Window
 
-from .classes import ClassSpec
-from .data import Pair, read_label
-from .rasters import block_windows, invalid_pixels, open_raster, to_physical
+from ...io.rasters import block_windows, invalid_pixels, open_raster, to_physical
+from ..labelled.classes import ClassSpec
+from ..labelled.folders import Pair, read_label
 
 IGNORE_INDEX = 255
 

@@ -14,9 +14,9 @@ import logging
 import numpy as np
 import torch
 
-from ..checkpoint import CheckpointMeta
-from ..io.tiling import FIXED_ONE
-from ..nn.segmentor import Segmentor
+from ...checkpoint import CheckpointMeta
+from ...io.tiling import FIXED_ONE
+from ...nn.segmentor import Segmentor
 
 log = logging.getLogger("spectralmoe.inference")
 

@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import logging
 import os
-from collections import OrderedDict
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
-from ..errors import TransientError, UsageError
-from ..io import zarr_store
+from ...errors import TransientError, UsageError
+from ...io import zarr_store
+from ..runtime.models import load_tile_model
 from .chunks import SceneJob, exchange_spills, finish_chunk, infer_chunk, read_chunk, write_chunk
-from .stac_sources import open_source
+from .sources import open_source
 
 log = logging.getLogger("spectralmoe.distributed")
 
@@ -55,10 +57,6 @@ def _worker_device(requested: str) -> str:
 
 def _model(spec: ModelSpec):
     if spec not in _MODELS:
-        from pathlib import Path
-
-        from .batch import load_tile_model
-
         _MODELS.clear()  # one model per worker
         _MODELS[spec] = load_tile_model(Path(spec.checkpoint), _worker_device(spec.device),
                                         spec.batch_size, spec.deterministic, spec.compile_model)

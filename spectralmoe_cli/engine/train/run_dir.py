@@ -21,7 +21,7 @@ import json
 import shutil
 from pathlib import Path
 
-from ..errors import UsageError
+from ...errors import UsageError
 
 RUN_FILES = ("run.json", "data.json", "metrics.jsonl", "metrics.csv", "latest.json",
              "model.safetensors")

@@ -20,21 +20,21 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import __version__
-from ..files import exclusive_lock, json_float
-from ..checkpoint import CheckpointMeta
-from ..errors import SpectralMoEError, UsageError
-from ..io import zarr_store
-from ..io.quicklook import write_quicklook
-from ..io.scene import Scene
-from ..io.stac_item import build_item, write_item
-from ..io.cog import COMPRESSIONS, OVERVIEW_RESAMPLINGS, write_class_cog
-from ..io.tiling import BLENDS, FIXED_ONE, Grid, max_overlapping_tiles
-from .inference import TileModel
+from ... import __version__
+from ...checkpoint import CheckpointMeta
+from ...errors import SpectralMoEError, UsageError
+from ...files import exclusive_lock, json_float
+from ...io import zarr_store
+from ...io.cog import COMPRESSIONS, OVERVIEW_RESAMPLINGS, write_class_cog
+from ...io.quicklook import write_quicklook
+from ...io.scene import Scene
+from ...io.stac_item import build_item, write_item
+from ...io.tiling import BLENDS, FIXED_ONE, Grid, max_overlapping_tiles
+from ..runtime.inference import TileModel
+from ..runtime.progress import Progress
+from .bands import model_band_indices
 from .chunks import SceneJob, exchange_spills, finish_chunk, infer_chunk, read_chunk, write_chunk
-from .progress import Progress
-from .scene_bands import model_band_indices
-from .stac_sources import StacSource, open_source
+from .sources import StacSource, open_source
 
 log = logging.getLogger("spectralmoe.predict")
 FORMATS = ("cog", "zarr")

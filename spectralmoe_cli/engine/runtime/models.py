@@ -6,12 +6,14 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
-from ..config import BackboneConfig, ModelConfig
-from ..errors import CheckpointError
-from ..nn.backbones import FrozenViT, get_spec, load_weights
-from ..nn.segmentor import Segmentor
-from ..weights import locate, read_state_dict
+from ...checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
+from ...config import BackboneConfig, ModelConfig
+from ...errors import CheckpointError
+from ...nn.backbones import FrozenViT, get_spec, load_weights
+from ...nn.segmentor import Segmentor
+from ...weights import locate, read_state_dict
+from .devices import pick_device
+from .inference import TileModel
 
 FROZEN_PARTS = {"backbone": "backbone.", "depth": "depth_model."}
 
@@ -79,3 +81,15 @@ def save_model(path: str | Path, model: Segmentor, meta: CheckpointMeta) -> str:
     parts = embedded_parts(model.cfg)
     meta = meta.model_copy(update={"model": model.cfg, "contains": parts})
     return save_checkpoint(path, checkpoint_tensors(model, parts), meta)
+
+
+def load_tile_model(checkpoint: Path, device: str, batch_size: int | None,
+                    deterministic: bool | None, compile_model: bool = False) -> TileModel:
+    model, meta = model_from_checkpoint(checkpoint)
+    dev = pick_device(device)
+    if deterministic is None:
+        deterministic = dev.type == "cpu"
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    return TileModel(model, meta, dev, batch_size or (16 if dev.type == "cuda" else 2), deterministic,
+                     compile_model)

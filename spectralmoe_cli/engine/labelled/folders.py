@@ -16,9 +16,9 @@ from typing import Iterator
 import numpy as np
 from rasterio.windows import Window
 
-from ..errors import InputDataError
+from ...errors import InputDataError
+from ...io.rasters import Georef, block_windows, file_nodata, invalid_pixels, open_raster
 from .classes import ClassSpec
-from .rasters import Georef, block_windows, file_nodata, invalid_pixels, open_raster
 
 RASTER_SUFFIXES = {".tif", ".tiff", ".png", ".jp2", ".vrt", ".img", ".jpg", ".jpeg"}
 LAYOUT_HINT = ("a labelled folder holds images/ and labels/ with matching file names "

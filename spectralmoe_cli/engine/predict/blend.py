@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io.tiling import Grid
+from ...io.tiling import Grid
 
 # part name -> (consumer offset (di, dj)); the part's rows/cols relative to the owner's buffer
 PARTS = {"down": (1, 0), "right": (0, 1), "corner": (1, 1)}

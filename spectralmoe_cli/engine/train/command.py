@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..runtime.devices import pick_device
+from .plan import TrainOptions, check_run_dir, plan_run
 from .run_dir import RunDir
-from .devices import pick_device
-from .train_plan import TrainOptions, check_run_dir, plan_run
 
 
 def train(opts: TrainOptions) -> Path | None:
@@ -25,6 +25,6 @@ def train(opts: TrainOptions) -> Path | None:
     plan = plan_run(opts, run)
     if latest is not None and latest.get("finished"):
         return None
-    from .train_loop import fit  # the model stack (timm, seconds to import) only for good input
+    from .loop import fit  # the model stack (timm, seconds to import) only for good input
 
     return fit(opts, plan, run, device)

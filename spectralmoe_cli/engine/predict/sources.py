@@ -16,17 +16,29 @@ from typing import Sequence
 
 import pystac
 
-from ..bands import Band, resolve_all
-from ..checkpoint import CheckpointMeta
-from ..errors import UsageError
-from ..io.scene import Origin, Scene, open_scene
-from ..io.stac_scene import open_item_scene
-from ..net import RetryPolicy
-from ..stac import (Aoi, SearchRequest, band_sources, check_collection, get_collection,
-                    is_item_ref, item_href, load_intersects, load_item, open_catalog,
-                    parse_bbox, parse_datetime, search)
-from ..stac.item_ref import is_url
-from ..stac.local import check_item_id
+from ...bands import Band, resolve_all
+from ...checkpoint import CheckpointMeta
+from ...errors import UsageError
+from ...io.scene import Origin, Scene, open_scene
+from ...io.stac_scene import open_item_scene
+from ...net import RetryPolicy
+from ...stac import (
+    Aoi,
+    SearchRequest,
+    band_sources,
+    check_collection,
+    get_collection,
+    is_item_ref,
+    item_href,
+    load_intersects,
+    load_item,
+    open_catalog,
+    parse_bbox,
+    parse_datetime,
+    search,
+)
+from ...stac.item_ref import is_url
+from ...stac.local import check_item_id
 
 log = logging.getLogger("spectralmoe.predict")
 

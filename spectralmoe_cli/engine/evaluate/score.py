@@ -14,14 +14,14 @@ from pathlib import Path
 
 import rasterio
 
-from ..files import json_float
-from ..errors import ConfigError, InputDataError, PartialFailure
-from .batch import load_tile_model
-from .classes import ClassSpec, load_classes
-from .data import find_pairs, iter_labelled
+from ...errors import ConfigError, InputDataError, PartialFailure
+from ...files import json_float
+from ..labelled.classes import ClassSpec, load_classes
+from ..labelled.folders import find_pairs, iter_labelled
+from ..predict.scene import PredictSettings, ScenePredictor
+from ..runtime.models import load_tile_model
+from ..runtime.progress import Progress
 from .metrics import ConfusionMatrix, Metrics, compute_metrics
-from .predict import PredictSettings, ScenePredictor
-from .progress import Progress
 from .reports import write_report
 
 log = logging.getLogger("spectralmoe.evaluate")

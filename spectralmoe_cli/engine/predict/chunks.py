@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import zarr_store
-from ..io.scene import Scene
-from ..io.tiling import Grid, tile_weight
-from .inference import TileModel
-from .mosaic import ChunkMosaic, SpillStore, class_map, probability_map
+from ...io import zarr_store
+from ...io.scene import Scene
+from ...io.tiling import Grid, tile_weight
+from ..runtime.inference import TileModel
+from .blend import ChunkMosaic, SpillStore, class_map, probability_map
 
 
 @dataclass(frozen=True)

@@ -16,19 +16,19 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from .. import __version__
-from ..checkpoint import BandInfo, CheckpointMeta, TileDefaults, load_checkpoint
-from ..errors import UsageError
-from ..nn.segmentor import Segmentor
-from .metrics import ConfusionMatrix, Metrics, compute_metrics
-from .models import build_model, save_model
+from ... import __version__
+from ...checkpoint import BandInfo, CheckpointMeta, TileDefaults, load_checkpoint
+from ...errors import UsageError
+from ...files import write_json_atomic
+from ...nn.segmentor import Segmentor
+from ..evaluate.metrics import ConfusionMatrix, Metrics, compute_metrics
+from ..runtime.models import build_model, save_model
+from ..runtime.progress import StepProgress
 from .optim import build_optimizer, poly_lr, set_lr
-from .progress import StepProgress
-from ..files import write_json_atomic
+from .plan import Plan, TrainOptions
 from .run_dir import MetricsLog, RunDir
 from .samples import CropDataset, SampleReader, validation_windows
-from .train_plan import Plan, TrainOptions
-from .train_state import load_state, save_state
+from .state import load_state, save_state
 
 
 def _seed(opts: TrainOptions, device: torch.device) -> None:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from .. import bands as registry
-from ..checkpoint import CheckpointMeta
-from ..errors import BandError
-from ..io.scene import Scene
+from ... import bands as registry
+from ...checkpoint import CheckpointMeta
+from ...errors import BandError
+from ...io.scene import Scene
 
 
 def scene_bands(scene: Scene, names: list[str] | None) -> list[registry.Band | None]:

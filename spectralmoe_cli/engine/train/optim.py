@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 if TYPE_CHECKING:
-    from ..nn.segmentor import Segmentor
+    from ...nn.segmentor import Segmentor
 
 WEIGHT_DECAY = 0.05
 BETAS = (0.9, 0.999)

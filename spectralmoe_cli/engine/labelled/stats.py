@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..bands import Band, parse_band_list, resolve_all
-from ..errors import InputDataError
-from .data import RASTER_SUFFIXES, find_pairs
-from .rasters import block_windows, file_nodata, invalid_pixels, open_raster, to_physical
+from ...bands import Band, parse_band_list, resolve_all
+from ...errors import InputDataError
+from ...io.rasters import block_windows, file_nodata, invalid_pixels, open_raster, to_physical
+from .folders import RASTER_SUFFIXES, find_pairs
 
 
 class RunningMoments:
