@@ -21,12 +21,20 @@ class Frozen(Plugin):
     def __init__(self, cfg: PluginConfig, num_layers: int, dim: int) -> None:
         super().__init__()
 
+    @classmethod
+    def summary(cls, cfg: PluginConfig) -> str:
+        return "no plugin: head only"
 
-@register_plugin("rein")
+
+@register_plugin("rein", has_tokens=True)
 class Rein(Plugin):
     """f' = f + s·W_f(softmax(f Tᵀ/√d)[:, 1:] (W_t T[1:] + b_t) + f), T = A B per layer."""
 
     uses_depth_keys = False
+
+    @classmethod
+    def summary(cls, cfg: PluginConfig) -> str:
+        return f"tokens={cfg.num_tokens} rank={cfg.rank} query_linking={cfg.link_queries}"
 
     def __init__(self, cfg: PluginConfig, num_layers: int, dim: int) -> None:
         super().__init__()
@@ -55,11 +63,10 @@ class Rein(Plugin):
         return {"tokens_a", "tokens_b", "scale"}
 
 
-@register_plugin("depthforge")
+@register_plugin("depthforge", needs_depth=True, has_tokens=True)
 class DepthForge(Rein):
     """REIN whose token similarities are f·Tᵀ + d·Tᵀ: depth-aware tokens (DepthForge, ICCV 2025)."""
 
-    needs_depth = True
     uses_depth_keys = True
 
 
@@ -73,6 +80,10 @@ class LoRA(Plugin):
         self.lora_a = nn.Parameter(kaiming_uniform_(torch.empty(num_layers, cfg.rank, dim)))
         self.lora_b = nn.Parameter(torch.zeros(num_layers, 3 * dim, cfg.rank))
         self._handles: list = []
+
+    @classmethod
+    def summary(cls, cfg: PluginConfig) -> str:
+        return f"rank={cfg.rank} alpha={cfg.lora_alpha:g} on every qkv"
 
     def attach(self, vit: nn.Module) -> None:
         for handle in self._handles:

@@ -12,6 +12,7 @@ Pure torch: state dicts in, modules out. Files are read by ``spectralmoe_cli.wei
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 
 import timm
@@ -20,6 +21,7 @@ from timm.layers import resample_abs_pos_embed, resample_patch_embed
 from torch import nn
 
 from ..errors import ConfigError, WeightsError
+from .registry import Registry
 from .transformers_layout import from_transformers
 
 _DINOV2_URL = "https://dl.fbaipublicfiles.com/dinov2/{arch}/{arch}_pretrain.pth"
@@ -45,28 +47,35 @@ class BackboneSpec:
     transformers_repo: str | None = None  # the transformers copy, used when already cached
 
 
-BACKBONES: dict[str, BackboneSpec] = {}
+BACKBONES: Registry[BackboneSpec] = Registry("backbone")
 
 
-def register(spec: BackboneSpec) -> BackboneSpec:
-    BACKBONES[spec.name] = spec
-    return spec
+def register_backbone(family: Callable[[], Iterable[BackboneSpec]]) -> Callable[[], Iterable[BackboneSpec]]:
+    """Register a function yielding a family's specs; it runs on the first backbone lookup."""
+    BACKBONES.add_source(lambda: ((spec.name, spec) for spec in family()))
+    return family
 
 
-def _register_dinov2() -> None:
+def get_spec(name: str) -> BackboneSpec:
+    return BACKBONES.get(name)
+
+
+@register_backbone
+def dinov2_family() -> Iterator[BackboneSpec]:
+    """DINOv2 (with and without registers) and the depth models built on its encoder."""
     sizes = {"s": (384, 12, 6, "small"), "b": (768, 12, 12, "base"),
              "l": (1024, 24, 16, "large"), "g": (1536, 40, 24, "giant")}
     for key, (dim, depth, heads, word) in sizes.items():
         arch = f"dinov2_vit{key}14"
         timm_name = f"vit_{word}_patch14_dinov2"
-        register(BackboneSpec(
+        yield BackboneSpec(
             name=arch, family="dinov2", timm_name=timm_name, embed_dim=dim, depth=depth,
             num_heads=heads, weight_format="dinov2", filename=f"{arch}_pretrain.pth",
             url=_DINOV2_URL.format(arch=arch), hf_repo=f"timm/{timm_name}.lvd142m",
             hf_filename="model.safetensors", hf_format="timm",
             transformers_repo=f"facebook/dinov2-{word}",
-        ))
-        register(BackboneSpec(
+        )
+        yield BackboneSpec(
             name=f"{arch}_reg4", family="dinov2", timm_name=f"vit_{word}_patch14_reg4_dinov2",
             embed_dim=dim, depth=depth, num_heads=heads, weight_format="dinov2",
             filename=f"{arch}_reg4_pretrain.pth",
@@ -74,10 +83,10 @@ def _register_dinov2() -> None:
             hf_repo=f"timm/vit_{word}_patch14_reg4_dinov2.lvd142m",
             hf_filename="model.safetensors", hf_format="timm",
             transformers_repo=f"facebook/dinov2-with-registers-{word}",
-        ))
+        )
     for key, (dim, depth, heads, word) in list(sizes.items())[:3]:
         size = {"s": "Small", "b": "Base", "l": "Large"}[key]
-        register(BackboneSpec(
+        yield BackboneSpec(
             name=f"depth_anything_v2_vit{key}", family="dinov2",
             timm_name=f"vit_{word}_patch14_dinov2", embed_dim=dim, depth=depth, num_heads=heads,
             weight_format="depth_anything_v2", filename=f"depth_anything_v2_vit{key}.pth",
@@ -85,18 +94,20 @@ def _register_dinov2() -> None:
             hf_repo=f"depth-anything/Depth-Anything-V2-{size}",
             hf_filename=f"depth_anything_v2_vit{key}.pth", hf_format="depth_anything_v2",
             transformers_repo=f"depth-anything/Depth-Anything-V2-{size}-hf",
-        ))
-        register(BackboneSpec(
+        )
+        yield BackboneSpec(
             name=f"promptda_vit{key}", family="dinov2", timm_name=f"vit_{word}_patch14_dinov2",
             embed_dim=dim, depth=depth, num_heads=heads, weight_format="promptda",
             filename=f"promptda_vit{key}.ckpt",
             url=f"https://huggingface.co/depth-anything/prompt-depth-anything-vit{key}",
             hf_repo=f"depth-anything/prompt-depth-anything-vit{key}",
             hf_filename="model.ckpt", hf_format="promptda",
-        ))
+        )
 
 
-def _register_dinov3() -> None:
+@register_backbone
+def dinov3_family() -> Iterator[BackboneSpec]:
+    """The DINOv3 ViTs that the installed timm provides (the '_qkvb' variants keep q/v biases)."""
     sizes = {
         "vits16": ("small", 384, 12, 6, "dinov3_vits16_pretrain_lvd1689m-08c60483.pth"),
         "vits16plus": ("small_plus", 384, 12, 6, "dinov3_vits16plus_pretrain_lvd1689m-4057cbaa.pth"),
@@ -105,28 +116,19 @@ def _register_dinov3() -> None:
         "vith16plus": ("huge_plus", 1280, 32, 20, "dinov3_vith16plus_pretrain_lvd1689m-7c1da9a5.pth"),
         "vit7b16": ("7b", 4096, 40, 32, "dinov3_vit7b16_pretrain_lvd1689m-a955f4ea.pth"),
     }
+    available = set(timm.list_models("*dinov3*"))
     for key, (word, dim, depth, heads, filename) in sizes.items():
         for suffix in ("", "_qkvb"):
             timm_name = f"vit_{word}_patch16_dinov3{suffix}"
-            if timm_name not in timm.list_models("*dinov3*"):
+            if timm_name not in available:
                 continue
-            register(BackboneSpec(
+            yield BackboneSpec(
                 name=f"dinov3_{key}{suffix}", family="dinov3", timm_name=timm_name,
                 embed_dim=dim, depth=depth, num_heads=heads, weight_format="dinov3",
                 filename=filename, url=_DINOV3_URL, hf_repo=f"timm/{timm_name}.lvd1689m",
                 hf_filename="model.safetensors", hf_format="timm",
                 transformers_repo=f"facebook/dinov3-{key}-pretrain-lvd1689m",
-            ))
-
-
-_register_dinov2()
-_register_dinov3()
-
-
-def get_spec(name: str) -> BackboneSpec:
-    if name not in BACKBONES:
-        raise ConfigError(f"unknown backbone {name!r}; known: {', '.join(sorted(BACKBONES))}")
-    return BACKBONES[name]
+            )
 
 
 class FrozenViT(nn.Module):

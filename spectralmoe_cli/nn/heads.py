@@ -3,22 +3,73 @@
 A head turns the scales (and, if it links queries, the plugin's queries) into its raw output,
 ``segmentation`` turns that output into per-class scores at a given size (argmax = class), and
 ``loss`` scores it against labels. The light head's output is already logits; Mask2Former's
-(``mask2former.py``, registered on import) is (classes, masks) per decoder layer, and its scores
-are class-probability-weighted mask probabilities, not logits.
+(``mask2former.py``) is (classes, masks) per decoder layer, and its scores are
+class-probability-weighted mask probabilities, not logits.
+
+A head is one ``Head`` subclass decorated with ``@register_head(name, uses_queries=...)``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..config import HeadConfig
-from ..errors import ConfigError
+from .registry import Registry
 
 IGNORE_INDEX = 255
+
+
+class Head(nn.Module):
+    """The decode-head interface; built as ``cls(in_dim, num_classes, cfg, query_dim)``, where
+    ``query_dim`` is the width of the plugin's queries, None when it offers none.
+
+    The class attributes are set by ``register_head``.
+    """
+
+    type: ClassVar[str] = ""
+    uses_queries: ClassVar[bool] = False  # takes the plugin's linked tokens as its queries
+
+    @classmethod
+    def summary(cls, cfg: HeadConfig, linked: bool) -> str:
+        """What this head is made of beyond its channels, in one line (``spectralmoe info``);
+        ``linked``: its queries are the plugin's tokens."""
+        return ""
+
+    def forward(self, feats: list[torch.Tensor], queries: torch.Tensor | None = None) -> Any:
+        """The raw output for the four scales [B, d, H/s, W/s] (s = 4, 8, 16, 32)."""
+        raise NotImplementedError
+
+    def segmentation(self, output: Any, size: tuple[int, int]) -> torch.Tensor:
+        """Per-class scores [B, K, *size] (argmax = class)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def to_probabilities(segmentation: torch.Tensor) -> torch.Tensor:
+        """Class probabilities from ``segmentation``'s output."""
+        raise NotImplementedError
+
+    def loss(self, output: Any, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Named losses against labels [B, H, W] (255 ignored)."""
+        raise NotImplementedError
+
+
+HEADS: Registry[type[Head]] = Registry("head")
+H = TypeVar("H", bound=type[Head])
+
+
+def register_head(name: str, *, uses_queries: bool = False) -> Callable[[H], H]:
+    """Register a Head subclass as ``head.type = name``, with its metadata."""
+    def wrap(cls: H) -> H:
+        if not issubclass(cls, Head):
+            raise TypeError(f"{cls.__name__} is not a Head")
+        cls.type, cls.uses_queries = name, uses_queries
+        return HEADS.add(name, cls)
+    return wrap
 
 
 def group_norm(channels: int) -> nn.GroupNorm:
@@ -27,10 +78,9 @@ def group_norm(channels: int) -> nn.GroupNorm:
     return nn.GroupNorm(groups, channels)
 
 
-class LightHead(nn.Module):
+@register_head("light")
+class LightHead(Head):
     """A semantic-FPN head: lateral 1x1, top-down sum, 3x3 per level, summed at stride 4."""
-
-    uses_queries = False
 
     def __init__(self, in_dim: int, num_classes: int, cfg: HeadConfig, query_dim: int | None) -> None:
         super().__init__()
@@ -66,12 +116,3 @@ class LightHead(nn.Module):
         logits = self.segmentation(output, labels.shape[-2:])
         return {"loss_seg": F.cross_entropy(logits.float(), labels.long(), ignore_index=IGNORE_INDEX)}
 
-
-HEADS: dict[str, type] = {"light": LightHead}
-
-
-def build_head(cfg: HeadConfig, in_dim: int, num_classes: int, query_dim: int | None) -> nn.Module:
-    """The configured head; ``query_dim`` is the width of the plugin's queries, None if it has none."""
-    if cfg.type not in HEADS:
-        raise ConfigError(f"head {cfg.type!r} is not available; known: {', '.join(HEADS)}")
-    return HEADS[cfg.type](in_dim, num_classes, cfg, query_dim)

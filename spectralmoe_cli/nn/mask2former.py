@@ -17,7 +17,7 @@ from torch import nn
 
 from ..config import HeadConfig
 from ..errors import ConfigError
-from .heads import HEADS
+from .heads import Head, register_head
 from .mask_loss import set_loss
 from .pixel_decoder import NUM_LEVELS, PixelDecoder
 from .position import sine_encoding
@@ -55,11 +55,10 @@ class DecoderLayer(nn.Module):
         return self.norm3(query + self.ffn(query))
 
 
-class Mask2FormerHead(nn.Module):
+@register_head("mask2former", uses_queries=True)
+class Mask2FormerHead(Head):
     """``query_dim`` None: the plugin offers no tokens (frozen, LoRA), so positional queries are
     learned here; otherwise the plugin's queries are the positional queries."""
-
-    uses_queries = True
 
     def __init__(self, in_dim: int, num_classes: int, cfg: HeadConfig, query_dim: int | None) -> None:
         super().__init__()
@@ -86,6 +85,12 @@ class Mask2FormerHead(nn.Module):
         self.cls_embed = nn.Linear(c, num_classes + 1)
         self.mask_embed = nn.Sequential(nn.Linear(c, c), nn.ReLU(inplace=True), nn.Linear(c, c),
                                         nn.ReLU(inplace=True), nn.Linear(c, c))
+
+    @classmethod
+    def summary(cls, cfg: HeadConfig, linked: bool) -> str:
+        source = "the plugin's tokens" if linked else "learnable embeddings"
+        return (f"{cfg.num_queries} queries from {source}, {cfg.pixel_decoder_layers} deformable "
+                f"pixel-decoder layers, {cfg.decoder_layers} masked-attention decoder layers")
 
     def _queries(self, queries: torch.Tensor | None, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(content, positional) queries [B, Q, C]."""
@@ -150,5 +155,3 @@ class Mask2FormerHead(nn.Module):
     def loss(self, output: Mask2FormerOutput, labels: torch.Tensor) -> dict[str, torch.Tensor]:
         return set_loss(output.class_logits, output.mask_logits, labels, self.num_points)
 
-
-HEADS["mask2former"] = Mask2FormerHead

@@ -81,9 +81,8 @@ def mix_experts(x: torch.Tensor, tokens: torch.Tensor, projected: torch.Tensor,
     return weights.reshape(n, -1) @ projected.reshape(-1, dim)
 
 
-@register_plugin("spectralmoe")
+@register_plugin("spectralmoe", needs_depth=True, has_tokens=True)
 class SpectralMoE(Plugin):
-    needs_depth = True
 
     def __init__(self, cfg: PluginConfig, num_layers: int, dim: int) -> None:
         super().__init__()
@@ -98,6 +97,12 @@ class SpectralMoE(Plugin):
         self.scale = nn.Parameter(torch.tensor(cfg.scale_init))
         self.linker = QueryLinker(dim, cfg.query_dim) if cfg.link_queries else None
         self.fuse = FUSIONS[cfg.fusion]
+
+    @classmethod
+    def summary(cls, cfg: PluginConfig) -> str:
+        return (f"experts={cfg.num_experts} top_k={cfg.top_k} rank={cfg.rank} "
+                f"tokens={cfg.num_tokens} fusion={cfg.fusion} "
+                f"gating={cfg.gating}(p={cfg.gating_norm:g}) query_linking={cfg.link_queries}")
 
     def experts(self, layer: int) -> torch.Tensor:
         """The layer's expert token sets T_e = A_e B_e, [E, m, d]."""

@@ -3,36 +3,38 @@
 A plugin refines the frozen visual model's patch tokens after every block (optionally reading the
 depth model's tokens of the same layer), may hook into the blocks themselves (LoRA), adds an
 auxiliary loss, and may offer learnable tokens as Mask2Former queries (query linking).
+
+A method is one class decorated with ``@register_plugin(name, needs_depth=..., has_tokens=...)``;
+the decorator records its metadata on the class, where config checks and the engine read it.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
+from typing import ClassVar, TypeVar
 
 import torch
 from torch import nn
 
 from ..config import PluginConfig
-
-PLUGINS: dict[str, Callable[[PluginConfig, int, int], "Plugin"]] = {}
-
-
-def register_plugin(name: str):
-    def wrap(cls):
-        PLUGINS[name] = cls
-        return cls
-    return wrap
-
-
-def build_plugin(cfg: PluginConfig, num_layers: int, dim: int) -> "Plugin":
-    return PLUGINS[cfg.method](cfg, num_layers, dim)
+from .registry import Registry
 
 
 class Plugin(nn.Module):
-    """Identity refinement; subclasses override what they change."""
+    """Identity refinement; subclasses override what they change.
 
-    needs_depth = False
+    Built as ``cls(cfg, num_layers, dim)``. The class attributes are set by ``register_plugin``.
+    """
+
+    method: ClassVar[str] = ""
+    needs_depth: ClassVar[bool] = False  # reads the depth model's tokens: the config needs [depth]
+    has_tokens: ClassVar[bool] = False  # learnable tokens that can be linked as Mask2Former queries
+
+    @classmethod
+    def summary(cls, cfg: PluginConfig) -> str:
+        """The hyper-parameters this method uses, in one line (``spectralmoe info``)."""
+        return ""
 
     def attach(self, vit: nn.Module) -> None:
         """Hook into the frozen blocks (only methods that modify them, such as LoRA)."""
@@ -60,6 +62,21 @@ class Plugin(nn.Module):
     def no_weight_decay(self) -> set[str]:
         """Parameter names trained without weight decay (tokens, gates, scale)."""
         return set()
+
+
+PLUGINS: Registry[type[Plugin]] = Registry("method")
+P = TypeVar("P", bound=type[Plugin])
+
+
+def register_plugin(name: str, *, needs_depth: bool = False,
+                    has_tokens: bool = False) -> Callable[[P], P]:
+    """Register a Plugin subclass as ``plugin.method = name``, with its metadata."""
+    def wrap(cls: P) -> P:
+        if not issubclass(cls, Plugin):
+            raise TypeError(f"{cls.__name__} is not a Plugin")
+        cls.method, cls.needs_depth, cls.has_tokens = name, needs_depth, has_tokens
+        return PLUGINS.add(name, cls)
+    return wrap
 
 
 class QueryLinker(nn.Module):

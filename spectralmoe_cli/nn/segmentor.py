@@ -14,10 +14,8 @@ from torch import nn
 from .. import bands as band_registry
 from ..config import ModelConfig
 from ..errors import ConfigError
-from . import adapters, mask2former, moe  # noqa: F401  (register the plugins and heads)
 from .backbones import DepthEncoder, FrozenViT, get_spec
-from .heads import build_head
-from .plugin import build_plugin
+from .catalog import HEADS, build_head, build_plugin, check_model_config
 
 STRIDES = (4, 8, 16, 32)
 
@@ -35,13 +33,14 @@ def _build_vit(cfg, in_chans: int) -> FrozenViT:
 class Segmentor(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
+        check_model_config(cfg)
         self.cfg = cfg
         model_bands = band_registry.resolve_all(cfg.data.bands)
         self.in_chans = len(model_bands)
         self.num_classes = cfg.data.num_classes
         self.backbone = _build_vit(cfg.backbone, self.in_chans)
         # query linking only where a head takes queries: otherwise its layers would never train
-        plugin_cfg = cfg.plugin if cfg.head.type == "mask2former" else \
+        plugin_cfg = cfg.plugin if HEADS.get(cfg.head.type).uses_queries else \
             cfg.plugin.model_copy(update={"link_queries": False})
         self.plugin = build_plugin(plugin_cfg, self.backbone.depth, self.backbone.embed_dim)
         self.depth_model: DepthEncoder | None = None
@@ -107,7 +106,7 @@ class Segmentor(nn.Module):
 
     def head_output(self, x: torch.Tensor):
         feats, aux = self.features(self._pad(x))
-        queries = self.plugin.queries() if getattr(self.head, "uses_queries", False) else None
+        queries = self.plugin.queries() if self.head.uses_queries else None
         return self.head(feats, queries), aux
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
