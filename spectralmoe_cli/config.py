@@ -1,7 +1,9 @@
 """Model configuration: one validated schema for every named model in the zoo.
 
 Configs are TOML files in ``models/`` (installed as ``spectralmoe_cli.zoo``). Unknown keys are
-errors, so a typo never silently falls back to a default.
+errors, so a typo never silently falls back to a default. Names of registered things (backbones,
+plugin methods, heads) and what they require of the rest of the config are checked against the
+registries by ``nn.catalog.check_model_config``, since this base module must not import nn.
 """
 
 from __future__ import annotations
@@ -13,9 +15,6 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import ConfigError
-
-METHODS = ("frozen", "rein", "depthforge", "lora", "spectralmoe")
-TOKEN_METHODS = ("rein", "depthforge", "spectralmoe")  # methods with learnable tokens to link
 
 
 class _Strict(BaseModel):
@@ -36,7 +35,7 @@ class BackboneConfig(_Strict):
 class PluginConfig(_Strict):
     """The trainable part between the frozen blocks; every hyper-parameter of DESIGN §3."""
 
-    method: Literal["frozen", "rein", "depthforge", "lora", "spectralmoe"] = "spectralmoe"
+    method: str = Field("spectralmoe", description="a registered plugin method")
     num_experts: int = Field(6, ge=1)
     top_k: int = Field(1, ge=1)
     rank: int = Field(16, ge=1)
@@ -61,7 +60,7 @@ class PluginConfig(_Strict):
 class HeadConfig(_Strict):
     """The decode head; all but ``type`` and ``channels`` concern Mask2Former only."""
 
-    type: Literal["light", "mask2former"] = "light"
+    type: str = Field("light", description="a registered head")
     channels: int = Field(256, ge=8)
     num_queries: int = Field(100, ge=1)
     decoder_layers: int = Field(9, ge=1)
@@ -94,22 +93,8 @@ class ModelConfig(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> "ModelConfig":
-        needs_depth = self.plugin.method in ("spectralmoe", "depthforge")
-        if needs_depth and self.depth is None:
-            raise ValueError(f"method {self.plugin.method!r} needs a [depth] model")
         if self.depth is not None and self.depth.patch_size != self.backbone.patch_size:
             raise ValueError("depth.patch_size must equal backbone.patch_size (one token grid)")
-        plugin, head = self.plugin, self.head
-        if head.type == "mask2former" and plugin.link_queries and plugin.method in TOKEN_METHODS:
-            if plugin.num_tokens != head.num_queries:
-                raise ValueError(
-                    f"head.num_queries={head.num_queries} must equal plugin.num_tokens="
-                    f"{plugin.num_tokens}: the plugin's tokens are the decoder's queries "
-                    "(query linking); set them equal or set plugin.link_queries = false")
-            if plugin.query_dim != head.channels:
-                raise ValueError(
-                    f"plugin.query_dim={plugin.query_dim} must equal head.channels="
-                    f"{head.channels}: linked queries enter the decoder as they are")
         return self
 
     def with_data(self, bands: list[str], num_classes: int) -> "ModelConfig":

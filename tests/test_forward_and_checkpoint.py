@@ -18,7 +18,7 @@ from spectralmoe_cli.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from spectralmoe_cli.config import METHODS, load_config
+from spectralmoe_cli.config import load_config
 from spectralmoe_cli.engine.runtime.models import (
     build_model,
     checkpoint_tensors,
@@ -27,11 +27,12 @@ from spectralmoe_cli.engine.runtime.models import (
     save_model,
 )
 from spectralmoe_cli.errors import CheckpointError
+from spectralmoe_cli.nn.catalog import PLUGINS
 
 S2 = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12"]
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", PLUGINS.names())
 @pytest.mark.parametrize("bands", [["red", "green", "blue"], ["blue", "green", "red", "nir"], S2],
                          ids=["3-band", "4-band", "13-band"])
 def test_tiny_model_forward_backward_at_input_resolution(method, bands):

@@ -12,10 +12,16 @@ from helpers import assert_one_line_error, run_cli
 from PIL import Image
 
 from spectralmoe_cli.checkpoint import BandInfo, CheckpointMeta, ClassInfo
-from spectralmoe_cli.config import METHODS, TOKEN_METHODS, HeadConfig, load_config, parse_config, zoo_dir
+from spectralmoe_cli.config import HeadConfig, load_config, parse_config, zoo_dir
 from spectralmoe_cli.engine.info import describe
-from spectralmoe_cli.engine.runtime.models import build_model, model_from_checkpoint, save_model
+from spectralmoe_cli.engine.runtime.models import (
+    build_model,
+    load_model_config,
+    model_from_checkpoint,
+    save_model,
+)
 from spectralmoe_cli.errors import ConfigError
+from spectralmoe_cli.nn.catalog import PLUGINS
 from spectralmoe_cli.nn.deform_attn import MultiScaleDeformableAttention
 from spectralmoe_cli.nn.mask2former import Mask2FormerHead
 from spectralmoe_cli.nn.mask_loss import mask_losses
@@ -182,7 +188,7 @@ def test_linked_queries_reach_the_decoder(tiny_m2f):
     assert not torch.allclose(before, after)
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", PLUGINS.names())
 def test_every_method_trains_the_mask2former_head(method):
     base = load_config(f"{method}_tiny").model_dump()
     head = load_config(TINY).head.model_dump()
@@ -194,7 +200,7 @@ def test_every_method_trains_the_mask2former_head(method):
     assert logits.shape == (1, 6, 40, 40)
     sum(model.loss(x, torch.randint(0, 6, (1, 40, 40))).values()).backward()
     linked = model.plugin.links_queries
-    assert linked == (method in TOKEN_METHODS)
+    assert linked == PLUGINS.get(method).has_tokens
     queries = model.plugin.linker.merge.weight if linked else model.head.query_embed.weight
     assert queries.grad is not None and queries.grad.abs().sum() > 0
     assert all(p.grad is not None for p in model.head.parameters())
@@ -207,7 +213,7 @@ def test_mismatched_query_count_is_a_config_error(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text(text)
     with pytest.raises(ConfigError, match="num_queries=10 must equal plugin.num_tokens=16"):
-        load_config(str(bad))
+        load_model_config(str(bad))
     cfg = HeadConfig(type="mask2former", channels=32, num_queries=16, decoder_layers=1,
                      pixel_decoder_layers=1, num_heads=4)
     with pytest.raises(ConfigError, match="query_dim=16 must equal head.channels=32"):

@@ -19,12 +19,13 @@ from safetensors.torch import load_file
 
 from spectralmoe_cli.bands import resolve_all
 from spectralmoe_cli.checkpoint import load_checkpoint
-from spectralmoe_cli.config import METHODS, load_config
+from spectralmoe_cli.config import load_config
 from spectralmoe_cli.engine.labelled.stats import compute_stats
 from spectralmoe_cli.engine.runtime.models import build_model, model_from_checkpoint
 from spectralmoe_cli.engine.train.command import train
 from spectralmoe_cli.engine.train.plan import TrainOptions
 from spectralmoe_cli.engine.train.run_dir import MetricsLog, RunDir
+from spectralmoe_cli.nn.catalog import PLUGINS
 
 
 @pytest.fixture
@@ -162,7 +163,7 @@ def test_a_run_directory_is_never_silently_reused(potsdam, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", PLUGINS.names())
 def test_every_method_trains_with_the_same_command_and_only_plugin_and_head_change(potsdam, tmp_path, method):
     folder, classes = potsdam
     out = tmp_path / "run"

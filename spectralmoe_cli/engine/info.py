@@ -7,9 +7,11 @@ from pathlib import Path
 import torch
 
 from ..checkpoint import load_checkpoint
-from ..config import TOKEN_METHODS, ModelConfig, load_config
+from ..config import HeadConfig, ModelConfig, PluginConfig
 from ..nn.backbones import get_spec
+from ..nn.catalog import HEADS, PLUGINS, check_model_config
 from ..nn.segmentor import Segmentor
+from .runtime.models import load_model_config
 
 
 def describe(model: str | None = None, checkpoint: str | Path | None = None) -> dict:
@@ -18,8 +20,9 @@ def describe(model: str | None = None, checkpoint: str | Path | None = None) -> 
     if checkpoint is not None:
         _, meta = load_checkpoint(checkpoint)
         cfg: ModelConfig = meta.model
+        check_model_config(cfg, str(checkpoint))
     else:
-        cfg = load_config(model or "spectralmoe_dinov3_vitl16")
+        cfg = load_model_config(model or "spectralmoe_dinov3_vitl16")
     with torch.device("meta"):
         net = Segmentor(cfg)
     trainable = net.trainable_parameters()
@@ -71,26 +74,16 @@ def render(report: dict) -> str:
         d = report["depth_model"]
         lines.append(f"depth model  {d['name']}, {d['blocks']} blocks, {d['embed_dim']}-d, weights: {d['weights']}")
     plug = report["plugin"]
-    if plug["method"] == "spectralmoe":
-        detail = (f"experts={plug['num_experts']} top_k={plug['top_k']} rank={plug['rank']} "
-                  f"tokens={plug['num_tokens']} fusion={plug['fusion']} "
-                  f"gating={plug['gating']}(p={plug['gating_norm']:g}) query_linking={plug['link_queries']}")
-    elif plug["method"] in ("rein", "depthforge"):
-        detail = f"tokens={plug['num_tokens']} rank={plug['rank']} query_linking={plug['link_queries']}"
-    elif plug["method"] == "lora":
-        detail = f"rank={plug['rank']} alpha={plug['lora_alpha']:g} on every qkv"
-    else:
-        detail = "no plugin: head only"
-    lines.append(f"plugin       {plug['method']}: {detail}")
+    method = PLUGINS.get(plug["method"])
+    detail = method.summary(PluginConfig.model_validate(plug))
+    lines.append(f"plugin       {plug['method']}: {detail}" if detail else f"plugin       {plug['method']}")
     head = report["head"]
     layers = ", ".join(str(i + 1) for i in report["feature_layers"])
     lines.append(f"head         {head['type']} ({head['channels']} channels), features from blocks {layers}")
-    if head["type"] == "mask2former":
-        linked = plug["method"] in TOKEN_METHODS and plug["link_queries"]
-        source = "the plugin's tokens" if linked else "learnable embeddings"
-        lines.append(f"             {head['num_queries']} queries from {source}, "
-                     f"{head['pixel_decoder_layers']} deformable pixel-decoder layers, "
-                     f"{head['decoder_layers']} masked-attention decoder layers")
+    head_class = HEADS.get(head["type"])
+    linked = head_class.uses_queries and method.has_tokens and plug["link_queries"]
+    if detail := head_class.summary(HeadConfig.model_validate(head), linked):
+        lines.append(f"             {detail}")
     lines.append("parameters")
     for kind in ("trainable", "frozen"):
         for part, count in p[kind].items():

@@ -7,15 +7,24 @@ from pathlib import Path
 import torch
 
 from ...checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
-from ...config import BackboneConfig, ModelConfig
+from ...config import BackboneConfig, ModelConfig, load_config
 from ...errors import CheckpointError
 from ...nn.backbones import FrozenViT, get_spec, load_weights
+from ...nn.catalog import PLUGINS, check_model_config
 from ...nn.segmentor import Segmentor
 from ...weights import locate, read_state_dict
 from .devices import pick_device
 from .inference import TileModel
 
 FROZEN_PARTS = {"backbone": "backbone.", "depth": "depth_model."}
+
+
+def load_model_config(name_or_path: str) -> ModelConfig:
+    """A zoo or file config, checked against the registries too (unknown names, a method that
+    needs a depth model, query linking), so a bad config fails before anything is built."""
+    cfg = load_config(name_or_path)
+    check_model_config(cfg, str(name_or_path))
+    return cfg
 
 
 def _load_pretrained(vit: FrozenViT, cfg: BackboneConfig) -> None:
@@ -40,8 +49,8 @@ def embedded_parts(cfg: ModelConfig) -> list[str]:
     parts = ["plugin", "head"]
     if cfg.backbone.weights == "random":
         parts.append("backbone")
-    if cfg.depth is not None and cfg.depth.weights == "random" and cfg.plugin.method in (
-            "spectralmoe", "depthforge"):
+    if cfg.depth is not None and cfg.depth.weights == "random" and \
+            PLUGINS.get(cfg.plugin.method).needs_depth:
         parts.append("depth")
     return parts
 
@@ -55,6 +64,7 @@ def model_from_checkpoint(path: str | Path) -> tuple[Segmentor, CheckpointMeta]:
     """Rebuild a model from a checkpoint; frozen parts not embedded come from their weight files."""
     tensors, meta = load_checkpoint(path)
     cfg = meta.model
+    check_model_config(cfg, str(path))
     parts = embedded_parts(cfg)
     if sorted(parts) != sorted(meta.contains):
         raise CheckpointError(f"checkpoint {path} holds {meta.contains}, its config needs {parts}")

@@ -1,8 +1,8 @@
 """What a training run is, decided and checked before anything is written or any model is built.
 
 Options, the run directory, model config, class file, bands and every training pair are
-validated here; the normalisation statistics are computed (or read) here too. Nothing in this
-module loads the model stack, so bad input fails fast.
+validated here (the model config against the registries too); the normalisation statistics are
+computed (or read) here too. Nothing in this module builds a model, so bad input fails fast.
 """
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...bands import Band, parse_band_list, reorder, resolve_all
-from ...config import ModelConfig, load_config
+from ...config import ModelConfig
 from ...errors import UsageError
 from ..labelled.classes import ClassSpec, load_classes
 from ..labelled.folders import Pair, manifest, open_labelled
 from ..labelled.stats import compute_stats, load_stats
+from ..runtime.models import load_model_config
 from .optim import WEIGHT_DECAY
 from .run_dir import RunDir
 
@@ -114,7 +115,7 @@ def _differences(stored: dict, recipe: dict) -> list[str]:
 
 def plan_run(opts: TrainOptions, run: RunDir) -> Plan:
     """Validate options, model, classes, bands and data; decide stats. Writes nothing."""
-    base = load_config(opts.model)
+    base = load_model_config(opts.model)
     classes = load_classes(opts.classes, opts.reduce_zero_label)
     file_bands = resolve_all(parse_band_list(opts.bands))
     model_bands = model_band_order(file_bands, list(base.data.bands))
