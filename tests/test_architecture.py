@@ -3,13 +3,15 @@
 Dependencies point one way, ``cli -> engine -> (nn, io, stac) -> base modules``; no import
 cycle, lazy imports included; ``nn/`` is pure torch (it never reaches io/, stac/ or engine/);
 io/ and stac/ never import torch, not even through a base module; no module grows past
-``MAX_LINES``; ``engine/`` keeps its jobs in subpackages, with few modules at its top.
+``MAX_LINES``; ``engine/`` keeps its jobs in subpackages, with few modules at its top; every
+logger is named for its module, so one level set on the package's logger reaches them all.
 The analyser itself is tested on a small package written for the purpose, so a rule that finds
 nothing has been shown able to find something.
 """
 
 from __future__ import annotations
 
+import ast
 from collections import deque
 
 import pytest
@@ -108,6 +110,23 @@ def test_modules_stay_small():
 def test_engine_keeps_its_jobs_in_subpackages():
     top = sorted(p.name for p in (ROOT / PACKAGE / "engine").glob("*.py") if p.name != "__init__.py")
     assert len(top) <= MAX_ENGINE_MODULES, f"{len(top)} modules directly in engine/: {top}"
+
+
+def test_loggers_are_named_for_their_module():
+    """``getLogger(__name__)``; a name written out must be the package's own tree (the CLI sets
+    the level of ``spectralmoe_cli``, which every module's logger inherits)."""
+    wrong = []
+    for path in FILES.values():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.Call) and node.args and "getLogger" in (
+                    getattr(node.func, "attr", None), getattr(node.func, "id", None))):
+                continue
+            arg = node.args[0]
+            named = isinstance(arg, ast.Name) and arg.id == "__name__"
+            in_tree = isinstance(arg, ast.Constant) and str(arg.value).split(".")[0] == PACKAGE
+            if not (named or in_tree):
+                wrong.append(f"{path.relative_to(ROOT)}:{node.lineno} getLogger({ast.unparse(arg)})")
+    assert not wrong, f"loggers outside the {PACKAGE} tree:\n" + "\n".join(wrong)
 
 
 @pytest.fixture
