@@ -4,6 +4,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import skip_or_fail
+from stac_servers import missing_servers
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -25,7 +27,7 @@ def _isolated_caches(tmp_path_factory, monkeypatch):
 @pytest.fixture
 def shared_data() -> Path:
     if not SHARED.is_dir():
-        pytest.skip("../shared/data is not beside the checkout")
+        skip_or_fail("../shared/data is not beside the checkout")
     return SHARED
 
 
@@ -34,6 +36,9 @@ def servers(tmp_path_factory):
     """A STAC API (rustac), an asset server with Range support (nginx) and a fault proxy."""
     from served_world import Servers
 
+    reason = missing_servers()
+    if reason:
+        skip_or_fail(reason)
     started = Servers(tmp_path_factory.mktemp("served_world"))
     yield started
     started.stop()

@@ -69,6 +69,16 @@ def rustac_binary() -> str | None:
     return str(beside) if beside.exists() else shutil.which("rustac")
 
 
+def missing_servers() -> str | None:
+    """Why the real servers cannot start here (and how to get them), or None when they can."""
+    missing = [name for name, found in (("nginx", nginx_binary()), ("rustac", rustac_binary()))
+               if found is None]
+    if not missing:
+        return None
+    return (f"{' and '.join(missing)} not found: the fetch and STAC tests need nginx (Debian "
+            "nginx-light; .ci/run installs it) and rustac (pip: rustac, in the test extra)")
+
+
 @dataclass
 class LoggedRequest:
     method: str

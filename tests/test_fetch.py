@@ -21,14 +21,10 @@ from helpers import assert_one_line_error
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window, from_bounds
 from rio_cogeo.cogeo import cog_validate
-from stac_servers import FaultProxy, free_port, nginx_binary, rustac_binary
+from stac_servers import FaultProxy, free_port
 
 from spectralmoe_cli.net import RetryPolicy
 from spectralmoe_cli.stac import SearchRequest, open_catalog, parse_bbox, parse_datetime, search
-
-pytestmark = pytest.mark.skipif(
-    nginx_binary() is None or rustac_binary() is None,
-    reason="needs nginx (Debian nginx-light; .ci/run installs it) and rustac (pip: rustac)")
 
 BANDS = ["red", "green", "blue", "nir", "swir16"]
 

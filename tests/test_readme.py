@@ -19,8 +19,14 @@ def _first_block() -> list[str]:
 
 
 def test_readme_test_command_is_what_ci_runs():
+    """CI runs the README's command with nothing added that would deselect tests (only its
+    output is piped), under CI=true so that a missing server fails instead of skipping."""
     test_line = [line for line in _first_block() if "pytest" in line][0]
-    assert test_line in (ROOT / ".ci" / "run").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    runs = [line for line in ci.splitlines() if "python -m pytest" in line]
+    assert len(runs) == 1, runs
+    assert re.search(rf"(^|\s){re.escape(test_line)}(\s+2>&1)?\s*(\||$)", runs[0]), runs[0]
+    assert re.search(r"^export CI=true$", ci, re.M)
 
 
 def test_readme_first_command_maps_the_example_with_the_default_model(tmp_path):

@@ -13,17 +13,12 @@ import pytest
 import rasterio
 from checkpoints import make_checkpoint
 from scenes import smooth_field, write_scene
-from stac_servers import nginx_binary, rustac_binary
 
 from spectralmoe_cli.engine.predict.runner import run_predict
 from spectralmoe_cli.engine.predict.scene import PredictSettings
 from spectralmoe_cli.errors import InputDataError, TransientError
 from spectralmoe_cli.io.scene import open_scene
 from spectralmoe_cli.net import RetryPolicy
-
-pytestmark = pytest.mark.skipif(
-    nginx_binary() is None or rustac_binary() is None,
-    reason="needs nginx (Debian nginx-light; .ci/run installs it) and rustac (pip: rustac)")
 
 PATH = "/remote/scene.tif"
 SETTINGS = PredictSettings(tile=64, overlap=16, bands=["red", "green", "blue", "nir"])

@@ -20,7 +20,7 @@ from checkpoints import make_checkpoint
 from helpers import assert_one_line_error, run_cli
 from rasterio.warp import transform_bounds
 from served_world import FAST, MAY, Servers
-from stac_servers import FaultProxy, nginx_binary, rustac_binary
+from stac_servers import FaultProxy
 
 from spectralmoe_cli.bands import resolve
 from spectralmoe_cli.checkpoint import read_metadata
@@ -31,10 +31,6 @@ from spectralmoe_cli.errors import InputDataError, TransientError, UsageError
 from spectralmoe_cli.io.stac_scene import open_item_scene
 from spectralmoe_cli.net import RetryPolicy
 from spectralmoe_cli.stac import band_radiometry, band_sources, is_item_ref, load_item, parse_bbox
-
-pytestmark = pytest.mark.skipif(
-    nginx_binary() is None or rustac_binary() is None,
-    reason="needs nginx (Debian nginx-light; .ci/run installs it) and rustac (pip: rustac)")
 
 BANDS = ["red", "green", "blue", "nir", "swir16"]
 ITEMS = ("S2T_WEST", "S2T_EAST")

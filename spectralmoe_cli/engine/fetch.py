@@ -62,7 +62,7 @@ from ..stac import (
 from ..stac.local import check_item_id, local_item, write_catalog
 from ..stac.radiometry import FETCHED
 
-log = logging.getLogger("spectralmoe.fetch")
+log = logging.getLogger(__name__)
 
 SUMMARY = "fetch-summary.json"
 LOCK = ".fetch.lock"

@@ -1,19 +1,21 @@
-"""A small PNG of the class map with a legend, read from the COG's overviews."""
+"""A small PNG of the class map with a legend, read from the COG's overviews.
+
+Drawn on a ``Figure`` with its own Agg canvas: no pyplot, so the process's matplotlib backend
+(a user's interactive one, say) is neither chosen nor changed.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import rasterio
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import rasterio  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
-
-from .zarr_store import NODATA  # noqa: E402
+from .zarr_store import NODATA
 
 MAX_SIDE = 1024
 
@@ -29,7 +31,9 @@ def write_quicklook(raster: Path | str, dst: Path, classes: list[tuple[int, str,
         lut[value] = (*rgb, 255)
     lut[NODATA] = (0, 0, 0, 0)
     present = set(np.unique(data).tolist())
-    fig, ax = plt.subplots(figsize=(8, 8 * shape[0] / shape[1] + 0.8), dpi=100)
+    fig = Figure(figsize=(8, 8 * shape[0] / shape[1] + 0.8), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
     ax.imshow(lut[data], interpolation="nearest")
     ax.set_axis_off()
     ax.set_title(title, fontsize=9)
@@ -41,5 +45,4 @@ def write_quicklook(raster: Path | str, dst: Path, classes: list[tuple[int, str,
     fig.tight_layout()
     tmp = dst.with_name(f".{dst.name}.partial.png")
     fig.savefig(tmp, bbox_inches="tight")
-    plt.close(fig)
     os.replace(tmp, dst)

@@ -28,12 +28,18 @@ READ_CHUNK = 1024  # dask chunk of the lazy array; a window read touches only it
 
 # GDAL keeps decoded blocks in a cache sized at 5 % of RAM by default: over a large scene that
 # grows with the scene. Each block is read about once, so a small cache loses nothing and keeps
-# memory flat in scene size. An explicit GDAL_CACHEMAX in the environment wins.
-os.environ.setdefault("GDAL_CACHEMAX", "64")
+# memory flat in scene size.
+READ_CACHE_BYTES = 64 * 2**20  # rasterio.Env takes GDAL_CACHEMAX in bytes (GDAL's own variable: MB)
 
-# A scene without georeferencing is allowed and reported once per scene by predict; GDAL's own
-# warning would otherwise repeat on every lazy window read, from any thread.
-warnings.filterwarnings("ignore", category=NotGeoreferencedWarning)
+
+def gdal_read_options() -> dict[str, int]:
+    """GDAL options for reading a scene window by window: a bounded block cache.
+
+    Applied with ``rasterio.Env`` around each read, never to the process at import. GDAL's
+    cache limit is process-wide (unlike its thread-local options), so it also bounds the dask
+    threads that do the reading. An explicit ``GDAL_CACHEMAX`` in the environment wins.
+    """
+    return {} if "GDAL_CACHEMAX" in os.environ else {"GDAL_CACHEMAX": READ_CACHE_BYTES}
 
 
 @dataclass(frozen=True)
@@ -111,7 +117,8 @@ class Scene:
         window = self.array.isel(band=bands, y=slice(y0, y1), x=slice(x0, x1))
         policy = self.policy
         if policy is None:
-            return np.asarray(window.values)
+            with rasterio.Env(**gdal_read_options()):
+                return np.asarray(window.values)
 
         def attempt() -> np.ndarray:
             try:
@@ -121,7 +128,7 @@ class Scene:
                     pass
                 raise
 
-        with rasterio.Env(**policy.gdal_env()):
+        with rasterio.Env(**policy.gdal_env(), **gdal_read_options()):
             return policy.call(attempt, f"reading {self.source} at rows {y0}:{y1}, cols {x0}:{x1}",
                                retry_also=lambda exc: isinstance(exc, RasterioIOError))
 
@@ -169,6 +176,10 @@ def _remote_origin(source: str, policy: RetryPolicy) -> Origin:
 
 
 def _open_gdal(source: str) -> Scene:
+    # A scene without georeferencing is allowed and reported once per scene by predict; GDAL's
+    # own warning would otherwise repeat on every lazy window read, from any thread. So the run
+    # that opens one silences it for the process (not the import: a library user keeps theirs).
+    warnings.filterwarnings("ignore", category=NotGeoreferencedWarning)
     try:
         with rasterio.open(source) as src:
             meta = dict(crs=src.crs, transform=src.transform, descriptions=list(src.descriptions),

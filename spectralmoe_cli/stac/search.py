@@ -25,7 +25,7 @@ from ..errors import SpectralMoEError, TransientError, UsageError
 from ..net import RetryPolicy, describe, http_status, is_transient
 from .aoi import Aoi
 
-log = logging.getLogger("spectralmoe.stac")
+log = logging.getLogger(__name__)
 
 CLOUD = "eo:cloud_cover"
 PAGE_SIZE = 100

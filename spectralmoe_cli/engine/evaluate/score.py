@@ -24,7 +24,7 @@ from ..runtime.progress import Progress
 from .metrics import ConfusionMatrix, Metrics, compute_metrics
 from .reports import write_report
 
-log = logging.getLogger("spectralmoe.evaluate")
+log = logging.getLogger(__name__)
 
 
 @dataclass

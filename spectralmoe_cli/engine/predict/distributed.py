@@ -23,7 +23,7 @@ from ..runtime.models import load_tile_model
 from .chunks import SceneJob, exchange_spills, finish_chunk, infer_chunk, read_chunk, write_chunk
 from .sources import open_source
 
-log = logging.getLogger("spectralmoe.distributed")
+log = logging.getLogger(__name__)
 
 _MODELS: dict = {}  # per worker process: the loaded TileModel, by ModelSpec (content hash included)
 _SCENES: OrderedDict = OrderedDict()  # per worker process: recently opened scenes, by output store

@@ -19,7 +19,7 @@ from ..runtime.progress import Progress
 from .scene import PredictSettings, ScenePredictor, SceneResult, check_output_dir
 from .sources import StacSource
 
-log = logging.getLogger("spectralmoe.predict")
+log = logging.getLogger(__name__)
 SUMMARY_NAME = "spectralmoe-summary.json"
 
 

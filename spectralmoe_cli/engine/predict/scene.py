@@ -36,7 +36,7 @@ from .bands import model_band_indices
 from .chunks import SceneJob, exchange_spills, finish_chunk, infer_chunk, read_chunk, write_chunk
 from .sources import StacSource, open_source
 
-log = logging.getLogger("spectralmoe.predict")
+log = logging.getLogger(__name__)
 FORMATS = ("cog", "zarr")
 
 

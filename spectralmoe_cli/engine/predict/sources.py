@@ -40,7 +40,7 @@ from ...stac import (
 from ...stac.item_ref import is_url
 from ...stac.local import check_item_id
 
-log = logging.getLogger("spectralmoe.predict")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

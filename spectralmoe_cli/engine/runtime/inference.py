@@ -18,7 +18,7 @@ from ...checkpoint import CheckpointMeta
 from ...io.tiling import FIXED_ONE
 from ...nn.segmentor import Segmentor
 
-log = logging.getLogger("spectralmoe.inference")
+log = logging.getLogger(__name__)
 
 
 def autocast_dtype(device: torch.device) -> torch.dtype | None:

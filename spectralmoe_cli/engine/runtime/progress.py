@@ -9,7 +9,7 @@ import logging
 import sys
 import time
 
-log = logging.getLogger("spectralmoe.progress")
+log = logging.getLogger(__name__)
 LOG_EVERY = 20
 
 
