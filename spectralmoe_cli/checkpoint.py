@@ -19,6 +19,7 @@ from safetensors.torch import save_file
 
 from .config import ModelConfig
 from .errors import CheckpointError
+from .labels import IGNORE_INDEX
 
 FORMAT = "spectralmoe-checkpoint"
 FORMAT_VERSION = 1
@@ -56,7 +57,7 @@ class CheckpointMeta(BaseModel):
     mean: list[float]
     std: list[float]
     classes: list[ClassInfo]
-    ignore_index: int = 255
+    ignore_index: int = IGNORE_INDEX
     tile: TileDefaults = TileDefaults()
     contains: list[str]
     provenance: dict = {}

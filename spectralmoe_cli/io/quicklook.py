@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 import rasterio  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
-from .zarr_store import NODATA  # noqa: E402
+from ..labels import CLASS_MAP_NODATA  # noqa: E402
 
 MAX_SIDE = 1024
 
@@ -27,7 +27,7 @@ def write_quicklook(raster: Path | str, dst: Path, classes: list[tuple[int, str,
     lut = np.zeros((256, 4), dtype=np.uint8)
     for value, _, rgb in classes:
         lut[value] = (*rgb, 255)
-    lut[NODATA] = (0, 0, 0, 0)
+    lut[CLASS_MAP_NODATA] = (0, 0, 0, 0)
     present = set(np.unique(data).tolist())
     fig, ax = plt.subplots(figsize=(8, 8 * shape[0] / shape[1] + 0.8), dpi=100)
     ax.imshow(lut[data], interpolation="nearest")

@@ -11,7 +11,7 @@ from rasterio.crs import CRS
 from rasterio.warp import transform as transform_points
 
 from ..files import file_checksum, write_json_atomic
-from .zarr_store import NODATA
+from ..labels import CLASS_MAP_NODATA
 
 EXTENSIONS = [
     "https://stac-extensions.github.io/projection/v2.0.0/schema.json",
@@ -71,7 +71,7 @@ def build_item(name: str, source: str, crs: CRS | None, transform: Affine, heigh
             asset.update({
                 "type": "image/tiff; application=geotiff; profile=cloud-optimized",
                 "roles": ["data"], "title": "land-cover classes",
-                "raster:bands": [{"nodata": NODATA, "data_type": "uint8"}],
+                "raster:bands": [{"nodata": CLASS_MAP_NODATA, "data_type": "uint8"}],
                 "classification:classes": classification,
                 "file:checksum": checksum, "file:size": size,
             })

@@ -17,7 +17,9 @@ import zarr
 from affine import Affine
 from rasterio.crs import CRS
 
-NODATA = 255
+from ..labels import CLASS_MAP_NODATA
+
+NODATA = CLASS_MAP_NODATA  # the store's fill value, for the probabilities as for the classes
 _DONE = "_chunks_done"  # one uint8 per processing chunk, one Zarr chunk each
 _COMPRESSOR = numcodecs.Zstd(level=3)
 

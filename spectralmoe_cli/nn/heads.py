@@ -17,8 +17,7 @@ from torch import nn
 
 from ..config import HeadConfig
 from ..errors import ConfigError
-
-IGNORE_INDEX = 255
+from ..labels import IGNORE_INDEX
 
 
 def group_norm(channels: int) -> nn.GroupNorm:

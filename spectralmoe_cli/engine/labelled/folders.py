@@ -18,6 +18,7 @@ from rasterio.windows import Window
 
 from ...errors import InputDataError
 from ...io.rasters import Georef, block_windows, file_nodata, invalid_pixels, open_raster
+from ...labels import IGNORE_INDEX
 from .classes import ClassSpec
 
 RASTER_SUFFIXES = {".tif", ".tiff", ".png", ".jp2", ".vrt", ".img", ".jpg", ".jpeg"}
@@ -176,7 +177,7 @@ def iter_labelled(source: str | Path, classes: ClassSpec, band_count: int,
     input is invalid (those pixels are never scored, as they are never trained on)."""
     for pair in open_labelled(source, band_count, classes, nodata, check_values=False):
         label = read_label(pair, classes)
-        label[invalid_mask(pair)] = 255
+        label[invalid_mask(pair)] = IGNORE_INDEX
         yield LabelledImage(pair.image, label, pair.georef)
 
 

@@ -15,10 +15,9 @@ import torch
 from rasterio.windows import Window
 
 from ...io.rasters import block_windows, invalid_pixels, open_raster, to_physical
+from ...labels import IGNORE_INDEX
 from ..labelled.classes import ClassSpec
 from ..labelled.folders import Pair, read_label
-
-IGNORE_INDEX = 255
 
 
 @dataclass(frozen=True)
