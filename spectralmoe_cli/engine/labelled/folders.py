@@ -17,7 +17,8 @@ import numpy as np
 from rasterio.windows import Window
 
 from ...errors import InputDataError
-from ...io.rasters import Georef, block_windows, file_nodata, invalid_pixels, open_raster
+from ...io.pixels import band_nodata
+from ...io.rasters import Georef, block_windows, open_raster, read_physical
 from ...labels import IGNORE_INDEX
 from .classes import ClassSpec
 
@@ -119,7 +120,7 @@ def _inspect(image: Path, label: Path, band_count: int, nodata: float | None) ->
     with open_raster(image) as ds:
         if ds.count != band_count:
             raise InputDataError(f"{image} has {ds.count} band(s) but --bands names {band_count}")
-        georef, image_nodata = Georef.of(ds), file_nodata(ds, nodata)
+        georef, image_nodata = Georef.of(ds), band_nodata(ds.nodatavals, nodata)
     with open_raster(label) as ds:
         if ds.count != 1:
             raise InputDataError(f"{label} has {ds.count} bands; a label raster has one")
@@ -167,7 +168,7 @@ def invalid_mask(pair: Pair, block: int = 1024) -> np.ndarray:
     with open_raster(pair.image) as ds:
         for window in block_windows(ds.width, ds.height, block):
             rows, cols = window.toslices()
-            mask[rows, cols] = invalid_pixels(ds.read(window=window), pair.image_nodata)
+            mask[rows, cols] = read_physical(ds, pair.image_nodata, window)[1]
     return mask
 
 
