@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import matplotlib
@@ -13,6 +12,7 @@ import numpy as np  # noqa: E402
 import rasterio  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
+from ..files import write_atomic  # noqa: E402
 from ..labels import CLASS_MAP_NODATA  # noqa: E402
 
 MAX_SIDE = 1024
@@ -39,7 +39,7 @@ def write_quicklook(raster: Path | str, dst: Path, classes: list[tuple[int, str,
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8,
               frameon=False)
     fig.tight_layout()
-    tmp = dst.with_name(f".{dst.name}.partial.png")
-    fig.savefig(tmp, bbox_inches="tight")
-    plt.close(fig)
-    os.replace(tmp, dst)
+    try:
+        write_atomic(dst, lambda tmp: fig.savefig(tmp, bbox_inches="tight"))
+    finally:
+        plt.close(fig)

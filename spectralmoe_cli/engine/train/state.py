@@ -7,7 +7,6 @@ optimiser's parameter groups and the numpy and Python RNG states go into the fil
 from __future__ import annotations
 
 import json
-import os
 import random
 from pathlib import Path
 
@@ -15,6 +14,8 @@ import numpy as np
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
+
+from ...files import write_atomic
 
 _STATE_KEY = "spectralmoe-train-state"
 
@@ -44,10 +45,8 @@ def save_state(path: Path, step: int, optimizer: torch.optim.Optimizer, device: 
             tensors[f"optimizer.{index}.{key}"] = value.detach().cpu().contiguous()
     groups = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()} for g in full["param_groups"]]
     meta = {"step": step, "param_groups": groups, "rng": _rng_json()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial")
-    save_file(tensors, str(tmp), metadata={_STATE_KEY: json.dumps(meta)})
-    os.replace(tmp, path)
+    metadata = {_STATE_KEY: json.dumps(meta)}
+    write_atomic(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
 
 
 def load_state(path: Path, optimizer: torch.optim.Optimizer, device: torch.device) -> int:
