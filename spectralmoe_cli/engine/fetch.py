@@ -47,6 +47,7 @@ from ..io.fetch_read import (
     open_bands,
     strips,
 )
+from ..io.proj import proj_properties
 from ..io.stac_item import footprint
 from ..net import RetryPolicy
 from ..stac import (
@@ -137,18 +138,6 @@ def _finished(item_json: Path, cog: Path, fingerprint: dict[str, Any]) -> bool:
         return False
 
 
-def _proj(grid: Grid) -> dict[str, Any]:
-    epsg = grid.crs.to_epsg()
-    t = grid.transform
-    proj = {"proj:code": f"EPSG:{epsg}" if epsg else None,
-            "proj:shape": [grid.height, grid.width],
-            "proj:transform": [t.a, t.b, t.c, t.d, t.e, t.f],
-            "proj:bbox": list(grid.bounds)}
-    if not epsg:
-        proj["proj:wkt2"] = grid.crs.to_wkt()
-    return proj
-
-
 def _band_tags(source: BandSource) -> dict[str, str]:
     return {"band": source.band.name, "wavelength": str(source.band.wavelength),
             "source_asset": source.asset_key, "source_href": source.href.removeprefix("/vsicurl/"),
@@ -221,7 +210,8 @@ def _fetch_item(plan: _Plan, options: FetchOptions) -> Outcome:
         grid, encoding = done
         checksum, size = file_checksum(cog)
         outline, bbox = footprint(grid.crs, grid.transform, grid.height, grid.width)
-        document = local_item(plan.item, plan.sources, cog_name=cog.name, proj=_proj(grid),
+        proj = proj_properties(grid.crs, grid.transform, grid.height, grid.width)
+        document = local_item(plan.item, plan.sources, cog_name=cog.name, proj=proj,
                               footprint=outline, bbox=bbox,
                               raster_bands=_raster_bands(grid, encoding, len(plan.sources)),
                               checksum=checksum, size=size, source_href=plan.source_href)

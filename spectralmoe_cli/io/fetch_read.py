@@ -58,13 +58,6 @@ class Grid:
     width: int
     height: int
 
-    @property
-    def bounds(self) -> tuple[float, float, float, float]:
-        left, top = self.transform.c, self.transform.f
-        right = left + self.transform.a * self.width
-        bottom = top + self.transform.e * self.height
-        return left, bottom, right, top
-
 
 @dataclass(frozen=True)
 class Encoding:
