@@ -17,7 +17,7 @@ import numpy as np
 from rasterio.windows import Window
 
 from ...errors import InputDataError
-from ...io.pixels import band_nodata
+from ...io.pixels import band_nodata, nodata_mask
 from ...io.rasters import Georef, block_windows, open_raster, read_physical
 from ...labels import IGNORE_INDEX
 from .classes import ClassSpec
@@ -140,10 +140,7 @@ def read_label(pair: Pair, classes: ClassSpec, window: Window | None = None) -> 
     """Class numbers (uint8, 255 ignore) of a window (or the whole label)."""
     with open_raster(pair.label) as ds:
         stored = ds.read(1, window=window)
-    unlabelled = None
-    if pair.label_nodata is not None and not np.isnan(pair.label_nodata):
-        unlabelled = stored == pair.label_nodata
-    return classes.encode(stored, str(pair.label), unlabelled)
+    return classes.encode(stored, str(pair.label), nodata_mask(stored, pair.label_nodata))
 
 
 def check_labels(pair: Pair, classes: ClassSpec, block: int = 1024) -> None:
