@@ -39,11 +39,17 @@ def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
         write(tmp)
         _fsync(tmp, os.O_RDONLY)
         os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
+        rename_into_place(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+
+
+def rename_into_place(src: Path, dst: Path) -> None:
+    """Rename ``src`` (a finished file or folder, such as a Zarr store) over ``dst`` in the same
+    folder, and fsync the folder so that the rename survives a crash."""
+    os.replace(src, dst)
+    _fsync(dst.parent, os.O_RDONLY | os.O_DIRECTORY)
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:

@@ -23,7 +23,7 @@ import numpy as np
 from ... import __version__
 from ...checkpoint import CheckpointMeta
 from ...errors import SpectralMoEError, UsageError
-from ...files import discard_partials, exclusive_lock, json_float
+from ...files import discard_partials, exclusive_lock, json_float, rename_into_place
 from ...io import zarr_store
 from ...io.cog import COMPRESSIONS, OVERVIEW_RESAMPLINGS, write_class_cog
 from ...io.quicklook import write_quicklook
@@ -201,7 +201,7 @@ class ScenePredictor:
                 if not zarr_store.is_finalized(paths["partial"]):  # else: killed just before the rename
                     self._fill_store(scene, band_index, paths, result, source)
                     zarr_store.finalize_store(paths["partial"])
-                os.replace(paths["partial"], paths["zarr"])
+                rename_into_place(paths["partial"], paths["zarr"])
             self._derive_outputs(scene, name, str(source), paths, result)
         result.status = "done"
 
