@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import torch
@@ -19,6 +18,8 @@ from safetensors.torch import save_file
 
 from .config import ModelConfig
 from .errors import CheckpointError
+from .files import write_atomic
+from .labels import IGNORE_INDEX
 
 FORMAT = "spectralmoe-checkpoint"
 FORMAT_VERSION = 1
@@ -56,7 +57,7 @@ class CheckpointMeta(BaseModel):
     mean: list[float]
     std: list[float]
     classes: list[ClassInfo]
-    ignore_index: int = 255
+    ignore_index: int = IGNORE_INDEX
     tile: TileDefaults = TileDefaults()
     contains: list[str]
     provenance: dict = {}
@@ -108,12 +109,8 @@ def save_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], meta: Ch
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     header = meta.model_dump(mode="json")
     header["content_hash"] = content_hash(tensors, header)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial")
-    save_file(tensors, str(tmp), metadata={_HEADER_KEY: json.dumps(header, sort_keys=True)})
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    metadata = {_HEADER_KEY: json.dumps(header, sort_keys=True)}
+    write_atomic(Path(path), lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
     return header["content_hash"]
 
 

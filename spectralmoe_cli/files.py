@@ -2,34 +2,94 @@
 
 from __future__ import annotations
 
+import csv
 import fcntl
+import glob
 import hashlib
+import io
 import json
 import math
 import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from .errors import TransientError
 
+PARTIAL = ".part"  # in the name of every file still being written (``write_atomic``)
 
-def write_json_atomic(path: Path, document: dict[str, Any], sort_keys: bool = False) -> None:
-    """Readers see the old file or the new one, never half of one (fsync, then rename)."""
+
+def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
+    """Make ``path`` appear whole or not at all: ``write`` fills a temporary file beside it.
+
+    The temporary file lies in the same folder (a rename within one file system is atomic) and
+    ends like ``path`` (``.part.tif``, ``.part.png``), so writers that pick a format by name
+    (GDAL, matplotlib, ``np.save``) work; it is created empty, so a writer may replace it.
+    Once ``write`` returns, the file is fsynced, renamed over ``path`` and the folder fsynced,
+    so after a crash a reader finds the old file or the new one, never a torn one. If ``write``
+    raises, the temporary file is removed and ``path`` is left as it was.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
+                                suffix=f"{PARTIAL}{path.suffix}")
+    os.close(fd)
+    tmp = Path(name)
     try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(document, handle, indent=2, sort_keys=sort_keys)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        write(tmp)
+        _fsync(tmp, os.O_RDONLY)
         os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
+        rename_into_place(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def rename_into_place(src: Path, dst: Path) -> None:
+    """Rename ``src`` (a finished file or folder, such as a Zarr store) over ``dst`` in the same
+    folder, and fsync the folder so that the rename survives a crash."""
+    os.replace(src, dst)
+    _fsync(dst.parent, os.O_RDONLY | os.O_DIRECTORY)
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """``data`` as the whole content of ``path``, atomically (``write_atomic``)."""
+    write_atomic(path, lambda tmp: tmp.write_bytes(data))
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """``text`` in UTF-8 as the whole content of ``path``, atomically, newlines as given."""
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_json_atomic(path: Path, document: Any, sort_keys: bool = False,
+                      allow_nan: bool = True) -> None:
+    """``document`` as indented JSON ending in a newline, atomically; ``allow_nan=False`` for
+    strict JSON (a NaN is then an error, not a file only Python reads)."""
+    write_text_atomic(path, json.dumps(document, indent=2, sort_keys=sort_keys,
+                                       allow_nan=allow_nan) + "\n")
+
+
+def csv_text(rows: Iterable[Sequence[Any]]) -> str:
+    """Rows as CSV text in the csv module's default dialect (CRLF line ends)."""
+    text = io.StringIO(newline="")
+    csv.writer(text).writerows(rows)
+    return text.getvalue()
+
+
+def discard_partials(path: Path) -> None:
+    """Remove what a killed ``write_atomic`` of ``path`` left beside it. Only for a caller that
+    holds the output's lock: another process may be writing ``path`` right now otherwise."""
+    for leftover in path.parent.glob(f".{glob.escape(path.name)}.*{PARTIAL}*"):
+        leftover.unlink(missing_ok=True)
+
+
+def _fsync(path: Path, flags: int) -> None:
+    fd = os.open(path, flags)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def json_float(value: float | None) -> float | str | None:

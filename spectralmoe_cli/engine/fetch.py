@@ -4,9 +4,10 @@ Cron-safe by construction:
 
 - everything that can be checked from metadata (collection, bands, item ids, asset hrefs) is
   checked for every item before the first byte is downloaded, so a bad request writes nothing;
-- each COG is built under a temporary name, validated, checksummed, then renamed; the local
-  item, written last and atomically, records ``file:checksum``/``file:size`` and what was asked
-  (bands, AOI, resampling). A rerun verifies those and skips finished items without a request;
+- each COG is built under a temporary name, validated, then renamed (``files.write_atomic``)
+  and checksummed; the local item, written last and atomically, records ``file:checksum``/
+  ``file:size`` and what was asked (bands, AOI, resampling). A rerun verifies those and skips
+  finished items without a request;
 - a lock file stops two runs writing into one folder at once;
 - an item that cannot be read (404, corrupt or truncated file) fails alone, leaving nothing
   behind; the others go on and the run ends with exit 4 and ``fetch-summary.json``. A server
@@ -19,7 +20,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -34,8 +34,8 @@ from rasterio.enums import Resampling
 from .. import __version__
 from ..bands import Band
 from ..errors import InputDataError, PartialFailure, TransientError, UsageError
-from ..files import exclusive_lock, file_checksum, write_json_atomic
-from ..io.fetch_cog import write_cog
+from ..files import PARTIAL, exclusive_lock, file_checksum, write_json_atomic
+from ..io.cog import CogSpec, write_cog
 from ..io.fetch_read import (
     BandReader,
     Encoding,
@@ -47,6 +47,7 @@ from ..io.fetch_read import (
     open_bands,
     strips,
 )
+from ..io.proj import proj_properties
 from ..io.stac_item import footprint
 from ..net import RetryPolicy
 from ..stac import (
@@ -137,18 +138,6 @@ def _finished(item_json: Path, cog: Path, fingerprint: dict[str, Any]) -> bool:
         return False
 
 
-def _proj(grid: Grid) -> dict[str, Any]:
-    epsg = grid.crs.to_epsg()
-    t = grid.transform
-    proj = {"proj:code": f"EPSG:{epsg}" if epsg else None,
-            "proj:shape": [grid.height, grid.width],
-            "proj:transform": [t.a, t.b, t.c, t.d, t.e, t.f],
-            "proj:bbox": list(grid.bounds)}
-    if not epsg:
-        proj["proj:wkt2"] = grid.crs.to_wkt()
-    return proj
-
-
 def _band_tags(source: BandSource) -> dict[str, str]:
     return {"band": source.band.name, "wavelength": str(source.band.wavelength),
             "source_asset": source.asset_key, "source_href": source.href.removeprefix("/vsicurl/"),
@@ -156,7 +145,7 @@ def _band_tags(source: BandSource) -> dict[str, str]:
             "offset_applied": repr(source.offset)}
 
 
-def _download(plan: _Plan, options: FetchOptions, part: Path) -> tuple[Grid, Encoding] | None:
+def _download(plan: _Plan, options: FetchOptions, cog: Path) -> tuple[Grid, Encoding] | None:
     """One attempt: open the assets, read strip by strip, write and validate the COG."""
     what = f"item {plan.item.id!r}"
     try:
@@ -169,12 +158,20 @@ def _download(plan: _Plan, options: FetchOptions, part: Path) -> tuple[Grid, Enc
                        for s, d in zip(plan.sources, datasets)]
             blocks = ((w, np.stack([encode(r.read(w), r.band, encoding) for r in readers]))
                       for w in strips(grid))
-            write_cog(part, grid, encoding, [s.band.name for s in plan.sources],
-                      [_band_tags(s) for s in plan.sources],
-                      {"stac_item": plan.item.id, "source_item": plan.source_href}, blocks)
+            write_cog(cog, _cog_spec(plan, grid, encoding), blocks)
             return grid, encoding
     except InputDataError as exc:
         raise type(exc)(f"{what}: {exc}") from exc  # a NetworkReadError stays one (retried)
+
+
+def _cog_spec(plan: _Plan, grid: Grid, encoding: Encoding) -> CogSpec:
+    """Measured values: stored type, predictor, overviews averaged (not a class map)."""
+    return CogSpec(crs=grid.crs, transform=grid.transform, width=grid.width, height=grid.height,
+                   dtype=encoding.dtype, nodata=encoding.nodata,
+                   descriptions=[s.band.name for s in plan.sources],
+                   band_tags=[_band_tags(s) for s in plan.sources],
+                   tags={"stac_item": plan.item.id, "source_item": plan.source_href},
+                   predictor=True, overview_resampling="AVERAGE")
 
 
 def _raster_bands(grid: Grid, encoding: Encoding, count: int) -> list[dict[str, Any]]:
@@ -188,7 +185,7 @@ def _raster_bands(grid: Grid, encoding: Encoding, count: int) -> list[dict[str, 
 
 
 def _cleanup(item_dir: Path, created: bool) -> None:
-    for partial in item_dir.glob(".*.part*"):
+    for partial in item_dir.glob(f".*{PARTIAL}*"):
         partial.unlink(missing_ok=True)
     if created and item_dir.is_dir() and not any(item_dir.iterdir()):
         item_dir.rmdir()
@@ -204,18 +201,17 @@ def _fetch_item(plan: _Plan, options: FetchOptions) -> Outcome:
     created = not item_dir.exists()
     item_dir.mkdir(parents=True, exist_ok=True)
     _cleanup(item_dir, created=False)
-    part = item_dir / f".{item_id}.tif.part"
     try:
-        done = options.policy.call(lambda: _download(plan, options, part), f"item {item_id!r}",
+        done = options.policy.call(lambda: _download(plan, options, cog), f"item {item_id!r}",
                                    retry_also=lambda exc: isinstance(exc, NetworkReadError))
         if done is None:
             _cleanup(item_dir, created)
             return Outcome(item_id, "empty", "the AOI holds no pixel of this item")
         grid, encoding = done
-        checksum, size = file_checksum(part)
-        os.replace(part, cog)
+        checksum, size = file_checksum(cog)
         outline, bbox = footprint(grid.crs, grid.transform, grid.height, grid.width)
-        document = local_item(plan.item, plan.sources, cog_name=cog.name, proj=_proj(grid),
+        proj = proj_properties(grid.crs, grid.transform, grid.height, grid.width)
+        document = local_item(plan.item, plan.sources, cog_name=cog.name, proj=proj,
                               footprint=outline, bbox=bbox,
                               raster_bands=_raster_bands(grid, encoding, len(plan.sources)),
                               checksum=checksum, size=size, source_href=plan.source_href)

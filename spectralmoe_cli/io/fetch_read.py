@@ -29,6 +29,7 @@ from rasterio.windows import transform as window_transform
 
 from ..errors import InputDataError
 from ..net import describe
+from .pixels import band_nodata, nodata_mask, to_physical
 
 STRIP_ROWS = 512
 _EPS = 1e-6
@@ -56,13 +57,6 @@ class Grid:
     transform: Affine
     width: int
     height: int
-
-    @property
-    def bounds(self) -> tuple[float, float, float, float]:
-        left, top = self.transform.c, self.transform.f
-        right = left + self.transform.a * self.width
-        bottom = top + self.transform.e * self.height
-        return left, bottom, right, top
 
 
 @dataclass(frozen=True)
@@ -98,7 +92,8 @@ def finest_grid(datasets: Sequence[rasterio.io.DatasetReader],
 
 
 def _effective_nodata(band: ReadableBand, dataset: rasterio.io.DatasetReader) -> float | None:
-    return band.nodata if band.nodata is not None else dataset.nodatavals[band.band_index - 1]
+    """The item's declared nodata overrides the file's own (the pixel rule's override)."""
+    return band_nodata([dataset.nodatavals[band.band_index - 1]], band.nodata)[0]
 
 
 def encoding_for(bands: Sequence[ReadableBand],
@@ -162,18 +157,16 @@ class BandReader:
                       and shifted.col_off + shifted.width <= self.dataset.width
                       and shifted.row_off + shifted.height <= self.dataset.height)
             data = self.dataset.read(index, window=shifted, masked=True, boundless=not inside)
-        invalid = np.ma.getmaskarray(data)
-        if self.nodata is not None:
-            raw = np.ma.getdata(data)
-            invalid = invalid | (np.isnan(raw) if math.isnan(self.nodata) else raw == self.nodata)
+        invalid = np.ma.getmaskarray(data) | nodata_mask(np.ma.getdata(data), self.nodata)
         return np.ma.MaskedArray(np.ma.getdata(data), mask=invalid)
 
 
 def encode(data: np.ma.MaskedArray, band: ReadableBand, encoding: Encoding) -> np.ndarray:
-    """Physical values (computed in float64, rounded once) or the stored values, nodata filled."""
+    """Physical values (computed in float64, rounded once) or the stored values, nodata filled;
+    a float output is NaN wherever the pixel rule says invalid."""
     mask = np.ma.getmaskarray(data)
     if encoding.is_float:
-        values = np.ma.getdata(data).astype(np.float64) * band.scale + band.offset
+        values = to_physical(np.ma.getdata(data)[None], [band.scale], [band.offset])[0]
         out = values.astype(encoding.dtype)
         out[mask | ~np.isfinite(out)] = np.nan
         return out

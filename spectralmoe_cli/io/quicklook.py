@@ -6,7 +6,6 @@ Drawn on a ``Figure`` with its own Agg canvas: no pyplot, so the process's matpl
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +14,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from .zarr_store import NODATA
+from ..files import write_atomic
+from ..labels import CLASS_MAP_NODATA
 
 MAX_SIDE = 1024
 
@@ -29,7 +29,7 @@ def write_quicklook(raster: Path | str, dst: Path, classes: list[tuple[int, str,
     lut = np.zeros((256, 4), dtype=np.uint8)
     for value, _, rgb in classes:
         lut[value] = (*rgb, 255)
-    lut[NODATA] = (0, 0, 0, 0)
+    lut[CLASS_MAP_NODATA] = (0, 0, 0, 0)
     present = set(np.unique(data).tolist())
     fig = Figure(figsize=(8, 8 * shape[0] / shape[1] + 0.8), dpi=100)
     FigureCanvasAgg(fig)
@@ -43,6 +43,4 @@ def write_quicklook(raster: Path | str, dst: Path, classes: list[tuple[int, str,
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8,
               frameon=False)
     fig.tight_layout()
-    tmp = dst.with_name(f".{dst.name}.partial.png")
-    fig.savefig(tmp, bbox_inches="tight")
-    os.replace(tmp, dst)
+    write_atomic(dst, lambda tmp: fig.savefig(tmp, bbox_inches="tight"))

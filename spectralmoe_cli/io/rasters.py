@@ -19,6 +19,7 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.windows import Window
 
 from ..errors import InputDataError
+from .pixels import physical_pixels
 
 
 @contextmanager
@@ -68,28 +69,12 @@ def block_windows(width: int, height: int, block: int) -> Iterator[Window]:
             yield Window(col, row, min(block, width - col), min(block, height - row))
 
 
-def invalid_pixels(values: np.ndarray, nodata: list[float | None]) -> np.ndarray:
-    """[H, W] mask of pixels where any band [C, H, W] is non-finite or equals its own nodata
-    (``nodata`` lists one value or None per band of ``values``), as predict decides it."""
-    bad = np.zeros(values.shape[-2:], dtype=bool)
-    if values.dtype.kind == "f":
-        bad |= ~np.isfinite(values).all(axis=0)
-    for band, value in zip(values, nodata):
-        if value is not None and not math.isnan(value):
-            bad |= band == value
-    return bad
-
-
-def to_physical(ds: rasterio.io.DatasetReader, raw: np.ndarray,
-                indexes: list[int] | None = None) -> np.ndarray:
-    """Stored values times the bands' declared scale plus offset, as predict reads scenes."""
+def read_physical(ds: rasterio.io.DatasetReader, nodata: list[float | None],
+                  window: Window | None = None, indexes: list[int] | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Physical values [C, h, w] (float64) of bands ``indexes`` (1-based; all by default) over
+    ``window``, and the [h, w] mask of invalid pixels, by the pixel rule predict reads scenes
+    with; ``nodata`` lists every band's nodata (``pixels.band_nodata``)."""
     bands = indexes or list(range(1, ds.count + 1))
-    scales = np.array([ds.scales[i - 1] for i in bands], dtype=np.float64)[:, None, None]
-    offsets = np.array([ds.offsets[i - 1] for i in bands], dtype=np.float64)[:, None, None]
-    values = raw.astype(np.float64)
-    return values if not (np.any(scales != 1) or np.any(offsets != 0)) else values * scales + offsets
-
-
-def file_nodata(ds: rasterio.io.DatasetReader, override: float | None) -> list[float | None]:
-    """Each band's nodata: the user's value for all, else the file's own per band."""
-    return [override] * ds.count if override is not None else list(ds.nodatavals)
+    return physical_pixels(ds.read(bands, window=window), [nodata[i - 1] for i in bands],
+                           [ds.scales[i - 1] for i in bands], [ds.offsets[i - 1] for i in bands])

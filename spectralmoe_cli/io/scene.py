@@ -1,8 +1,8 @@
 """Scenes in: any GDAL raster or a Zarr store, opened lazily (rioxarray + dask), read by window.
 
-A pixel is invalid when any selected band equals that band's declared nodata or is not finite.
-A file that declares no nodata has none: 0 is never assumed. Declared scale/offset are applied,
-so the model always sees physical values.
+Validity and physical values follow the one pixel rule (``pixels``): a pixel is invalid when any
+selected band is its nodata or not finite, a file that declares no nodata has none, and declared
+scale/offset are applied, so the model always sees physical values.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 
 from ..errors import InputDataError
 from ..net import RetryPolicy, http_version
+from .pixels import band_nodata, physical_pixels
 
 READ_CHUNK = 1024  # dask chunk of the lazy array; a window read touches only its chunks
 
@@ -82,9 +83,7 @@ class Scene:
 
     def with_nodata(self, value: float | None) -> "Scene":
         """The same scene with every band's nodata overridden (``--nodata``)."""
-        if value is None:
-            return self
-        return replace(self, nodata=[value] * self.count)
+        return replace(self, nodata=band_nodata(self.nodata, value))
 
     def read(self, bands: list[int], y0: int, y1: int, x0: int, x1: int
              ) -> tuple[np.ndarray, np.ndarray]:
@@ -94,17 +93,10 @@ class Scene:
         except (RasterioIOError, OSError, RuntimeError, ValueError) as exc:
             raise InputDataError(f"cannot read {self.source} at rows {y0}:{y1}, cols {x0}:{x1}: "
                                  f"{_first_line(exc)}") from exc
-        data = raw.astype(np.float32, copy=True)
-        valid = np.ones(data.shape[1:], dtype=bool)
-        for k, band in enumerate(bands):
-            nodata = self.nodata[band]
-            if nodata is not None:
-                valid &= ~(np.isnan(data[k]) if np.isnan(nodata) else raw[k] == nodata)
-            scale, offset = self.scales[band], self.offsets[band]
-            if scale != 1.0 or offset != 0.0:
-                data[k] = data[k] * scale + offset
-        valid &= np.isfinite(data).all(axis=0)
-        return data, valid
+        data, invalid = physical_pixels(raw, [self.nodata[b] for b in bands],
+                                        [self.scales[b] for b in bands],
+                                        [self.offsets[b] for b in bands], np.float32)
+        return data, ~invalid
 
     def _values(self, bands: list[int], y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
         """The raw window; a remote one is read on this thread, under the network options

@@ -11,7 +11,8 @@ from rasterio.crs import CRS
 from rasterio.warp import transform as transform_points
 
 from ..files import file_checksum, write_json_atomic
-from .zarr_store import NODATA
+from ..labels import CLASS_MAP_NODATA
+from .proj import proj_properties
 
 EXTENSIONS = [
     "https://stac-extensions.github.io/projection/v2.0.0/schema.json",
@@ -47,22 +48,19 @@ def build_item(name: str, source: str, crs: CRS | None, transform: Affine, heigh
     if crs is not None:
         ring, bbox = footprint(crs, transform, height, width)
         geometry = {"type": "Polygon", "coordinates": [ring]}
-    left, top = transform.c, transform.f
-    right, bottom = transform @ (width, height)
+    proj = proj_properties(crs, transform, height, width)
+    wkt2 = proj.pop("proj:wkt2", None)  # listed after the spectralmoe: properties
     classification = [{"value": v, "name": n, "color_hint": "%02X%02X%02X" % rgb}
                       for v, n, rgb in classes]
     properties = {
         "datetime": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "proj:code": f"EPSG:{crs.to_epsg()}" if crs is not None and crs.to_epsg() else None,
-        "proj:shape": [height, width],
-        "proj:transform": [transform.a, transform.b, transform.c, transform.d, transform.e, transform.f],
-        "proj:bbox": [min(left, right), min(top, bottom), max(left, right), max(top, bottom)],
+        **proj,
         "processing:software": {"spectralmoe": version},
         "spectralmoe:model": model,
         "spectralmoe:settings": settings,
     }
-    if crs is not None and not crs.to_epsg():
-        properties["proj:wkt2"] = crs.to_wkt()
+    if wkt2 is not None:
+        properties["proj:wkt2"] = wkt2
     out_assets: dict[str, dict] = {}
     for key, path in assets.items():
         asset: dict = {"href": f"./{path.name}"}
@@ -71,7 +69,7 @@ def build_item(name: str, source: str, crs: CRS | None, transform: Affine, heigh
             asset.update({
                 "type": "image/tiff; application=geotiff; profile=cloud-optimized",
                 "roles": ["data"], "title": "land-cover classes",
-                "raster:bands": [{"nodata": NODATA, "data_type": "uint8"}],
+                "raster:bands": [{"nodata": CLASS_MAP_NODATA, "data_type": "uint8"}],
                 "classification:classes": classification,
                 "file:checksum": checksum, "file:size": size,
             })

@@ -17,29 +17,29 @@ import zarr
 from affine import Affine
 from rasterio.crs import CRS
 
-NODATA = 255
+from ..labels import CLASS_MAP_NODATA
+from .proj import epsg_code, grid_bbox, transform_list
+
+NODATA = CLASS_MAP_NODATA  # the store's fill value, for the probabilities as for the classes
 _DONE = "_chunks_done"  # one uint8 per processing chunk, one Zarr chunk each
 _COMPRESSOR = numcodecs.Zstd(level=3)
 
 
 def geo_attributes(crs: CRS | None, transform: Affine, height: int, width: int) -> dict:
     """GeoZarr ``proj:`` and ``spatial:`` convention attributes."""
-    left, top = transform.c, transform.f
-    right, bottom = transform @ (width, height)
     attrs: dict = {
         "spatial:dimensions": ["y", "x"],
-        "spatial:transform": [transform.a, transform.b, transform.c,
-                              transform.d, transform.e, transform.f],
+        "spatial:transform": transform_list(transform),
         "spatial:shape": [height, width],
-        "spatial:bbox": [min(left, right), min(top, bottom), max(left, right), max(top, bottom)],
+        "spatial:bbox": grid_bbox(transform, height, width),
         "spatial:registration": "pixel",
         "zarr_conventions": ["spatial", "geo-proj"],
     }
     if crs is not None:
-        epsg = crs.to_epsg()
-        if epsg:
-            attrs["proj:code"] = f"EPSG:{epsg}"
-        attrs["proj:wkt2"] = crs.to_wkt()
+        code = epsg_code(crs)
+        if code:
+            attrs["proj:code"] = code
+        attrs["proj:wkt2"] = crs.to_wkt()  # GeoZarr's geo-proj: always, beside any code
     return attrs
 
 

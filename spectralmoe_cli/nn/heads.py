@@ -19,9 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import HeadConfig
+from ..labels import IGNORE_INDEX
 from .registry import Registry
-
-IGNORE_INDEX = 255
 
 
 class Head(nn.Module):

@@ -11,7 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .matching import IGNORE_INDEX, label_points, match, point_sample, present_classes
+from ..labels import IGNORE_INDEX
+from .matching import label_points, match, point_sample, present_classes
 
 CLASS_WEIGHT, MASK_WEIGHT, DICE_WEIGHT = 2.0, 5.0, 5.0
 NO_OBJECT_WEIGHT = 0.1

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 
-from .heads import IGNORE_INDEX
+from ..labels import IGNORE_INDEX
 
 
 def point_sample(maps: torch.Tensor, points: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-IGNORE_INDEX = 255
+from ...labels import IGNORE_INDEX
 
 
 class ConfusionMatrix:

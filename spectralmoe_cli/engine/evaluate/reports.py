@@ -1,18 +1,17 @@
 """Evaluation report writers: JSON, CSV, Markdown, a confusion-matrix PNG and a text table.
 
 JSON and CSV hold fractions at full precision for machines; the Markdown and text tables show
-percentages (two decimals, as mmseg prints them) for people.
+percentages (two decimals, as mmseg prints them) for people. Every file is written atomically.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 
+from ...files import csv_text, write_atomic, write_json_atomic, write_text_atomic
 from .metrics import Metrics
 
 CLASS_COLUMNS = ("IoU", "Acc", "precision", "recall", "F1")
@@ -53,29 +52,23 @@ def render_table(metrics: Metrics) -> str:
 
 def write_json(metrics: Metrics, path: Path, extra: dict | None = None) -> Path:
     """Metrics (NaN as null) plus any context the caller adds (checkpoint, folder...)."""
-    payload = {**(extra or {}), **metrics.to_dict()}
-    path.write_text(json.dumps(payload, indent=2, allow_nan=False) + "\n")
+    write_json_atomic(path, {**(extra or {}), **metrics.to_dict()}, allow_nan=False)
     return path
 
 
 def write_csv(metrics: Metrics, path: Path) -> Path:
     """One row per class, fractions (empty cell where undefined)."""
     keys = ("value", "name", *CLASS_COLUMNS, "gt_pixels", "pred_pixels")
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(keys)
-        for c in metrics.to_dict()["classes"]:
-            writer.writerow(["" if c[k] is None else c[k] for k in keys])
+    rows = [["" if c[k] is None else c[k] for k in keys] for c in metrics.to_dict()["classes"]]
+    write_text_atomic(path, csv_text([keys, *rows]))
     return path
 
 
 def write_confusion_csv(metrics: Metrics, path: Path) -> Path:
     """Raw counts: rows ground truth, columns predictions, last column 'none' (no valid prediction)."""
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["ground_truth \\ prediction", *metrics.class_names, "none"])
-        for name, row in zip(metrics.class_names, metrics.confusion):
-            writer.writerow([name, *(int(v) for v in row)])
+    header = ["ground_truth \\ prediction", *metrics.class_names, "none"]
+    rows = [[name, *(int(v) for v in row)] for name, row in zip(metrics.class_names, metrics.confusion)]
+    write_text_atomic(path, csv_text([header, *rows]))
     return path
 
 
@@ -84,7 +77,7 @@ def write_markdown(metrics: Metrics, path: Path, title: str = "Evaluation") -> P
              "| " + " | ".join(_header()) + " |",
              "|" + "|".join("---" if i == 1 else "---:" for i in range(len(_header()))) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in _rows(metrics)]
-    path.write_text("\n".join(lines) + "\n")
+    write_text_atomic(path, "\n".join(lines) + "\n")
     return path
 
 
@@ -117,7 +110,7 @@ def plot_confusion(metrics: Metrics, path: Path) -> Path:
                         color="white" if share[i, j] > 0.5 else "black")
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of true class")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=120))
     return path
 
 

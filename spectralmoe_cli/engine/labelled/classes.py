@@ -25,8 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ...checkpoint import ClassInfo
 from ...errors import ConfigError, InputDataError
-
-IGNORE_INDEX = 255
+from ...labels import IGNORE_INDEX
 
 
 class _Entry(BaseModel):

@@ -17,7 +17,9 @@ import numpy as np
 from rasterio.windows import Window
 
 from ...errors import InputDataError
-from ...io.rasters import Georef, block_windows, file_nodata, invalid_pixels, open_raster
+from ...io.pixels import band_nodata, nodata_mask
+from ...io.rasters import Georef, block_windows, open_raster, read_physical
+from ...labels import IGNORE_INDEX
 from .classes import ClassSpec
 
 RASTER_SUFFIXES = {".tif", ".tiff", ".png", ".jp2", ".vrt", ".img", ".jpg", ".jpeg"}
@@ -118,7 +120,7 @@ def _inspect(image: Path, label: Path, band_count: int, nodata: float | None) ->
     with open_raster(image) as ds:
         if ds.count != band_count:
             raise InputDataError(f"{image} has {ds.count} band(s) but --bands names {band_count}")
-        georef, image_nodata = Georef.of(ds), file_nodata(ds, nodata)
+        georef, image_nodata = Georef.of(ds), band_nodata(ds.nodatavals, nodata)
     with open_raster(label) as ds:
         if ds.count != 1:
             raise InputDataError(f"{label} has {ds.count} bands; a label raster has one")
@@ -138,10 +140,7 @@ def read_label(pair: Pair, classes: ClassSpec, window: Window | None = None) -> 
     """Class numbers (uint8, 255 ignore) of a window (or the whole label)."""
     with open_raster(pair.label) as ds:
         stored = ds.read(1, window=window)
-    unlabelled = None
-    if pair.label_nodata is not None and not np.isnan(pair.label_nodata):
-        unlabelled = stored == pair.label_nodata
-    return classes.encode(stored, str(pair.label), unlabelled)
+    return classes.encode(stored, str(pair.label), nodata_mask(stored, pair.label_nodata))
 
 
 def check_labels(pair: Pair, classes: ClassSpec, block: int = 1024) -> None:
@@ -166,7 +165,7 @@ def invalid_mask(pair: Pair, block: int = 1024) -> np.ndarray:
     with open_raster(pair.image) as ds:
         for window in block_windows(ds.width, ds.height, block):
             rows, cols = window.toslices()
-            mask[rows, cols] = invalid_pixels(ds.read(window=window), pair.image_nodata)
+            mask[rows, cols] = read_physical(ds, pair.image_nodata, window)[1]
     return mask
 
 
@@ -176,7 +175,7 @@ def iter_labelled(source: str | Path, classes: ClassSpec, band_count: int,
     input is invalid (those pixels are never scored, as they are never trained on)."""
     for pair in open_labelled(source, band_count, classes, nodata, check_values=False):
         label = read_label(pair, classes)
-        label[invalid_mask(pair)] = 255
+        label[invalid_mask(pair)] = IGNORE_INDEX
         yield LabelledImage(pair.image, label, pair.georef)
 
 

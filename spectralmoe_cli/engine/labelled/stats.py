@@ -18,7 +18,8 @@ import numpy as np
 
 from ...bands import Band, parse_band_list, resolve_all
 from ...errors import InputDataError
-from ...io.rasters import block_windows, file_nodata, invalid_pixels, open_raster, to_physical
+from ...io.pixels import band_nodata
+from ...io.rasters import block_windows, open_raster, read_physical
 from .folders import RASTER_SUFFIXES, find_pairs
 
 
@@ -96,12 +97,11 @@ def compute_stats(files: list[Path], bands: list[Band], nodata: float | None = N
         with open_raster(path) as ds:
             if ds.count != len(bands):
                 raise InputDataError(f"{path} has {ds.count} band(s) but --bands names {len(bands)}")
-            missing = file_nodata(ds, nodata)
+            missing = band_nodata(ds.nodatavals, nodata)
             for window in block_windows(ds.width, ds.height, block):
-                raw = ds.read(window=window)
-                valid = ~invalid_pixels(raw, missing)
-                moments.add(to_physical(ds, raw)[:, valid])
-                pixels += valid.size
+                values, invalid = read_physical(ds, missing, window)
+                moments.add(values[:, ~invalid])
+                pixels += invalid.size
     if moments.count == 0:
         raise InputDataError(f"no valid pixels in {len(files)} file(s): every pixel is nodata or NaN")
     std = moments.std

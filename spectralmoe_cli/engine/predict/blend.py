@@ -8,11 +8,11 @@ killed run can resume.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
+from ...files import write_atomic
 from ...io.tiling import Grid
 
 # part name -> (consumer offset (di, dj)); the part's rows/cols relative to the owner's buffer
@@ -91,11 +91,8 @@ class SpillStore:
 
     def save(self, i: int, j: int, parts: dict[str, np.ndarray]) -> None:
         for part, array in parts.items():
-            path = self._path(i, j, part)
-            tmp = path.with_suffix(".tmp")
-            with open(tmp, "wb") as handle:
-                np.save(handle, np.ascontiguousarray(array))
-            os.replace(tmp, path)
+            write_atomic(self._path(i, j, part),
+                         lambda tmp, data=np.ascontiguousarray(array): np.save(tmp, data))
 
     def incoming(self, i: int, j: int) -> list[tuple[str, Path]]:
         """The spill files chunk (i, j) must add: from above, left and above-left."""

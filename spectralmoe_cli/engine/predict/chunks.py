@@ -16,6 +16,7 @@ import numpy as np
 from ...io import zarr_store
 from ...io.scene import Scene
 from ...io.tiling import Grid, tile_weight
+from ...labels import CLASS_MAP_NODATA
 from ..runtime.inference import TileModel
 from .blend import ChunkMosaic, SpillStore, class_map, probability_map
 
@@ -123,7 +124,7 @@ def finish_chunk(job: SceneJob, read: ChunkRead) -> ChunkMaps:
     core = mosaic.core()
     valid = read.valid[:mosaic.y1 - mosaic.y0, :mosaic.x1 - mosaic.x0]
     return ChunkMaps(mosaic.i, mosaic.j, slice(mosaic.y0, mosaic.y1), slice(mosaic.x0, mosaic.x1),
-                     class_map(core, valid, zarr_store.NODATA),
+                     class_map(core, valid, CLASS_MAP_NODATA),
                      probability_map(core, valid, zarr_store.NODATA) if job.probabilities else None)
 
 

@@ -23,7 +23,7 @@ import numpy as np
 from ... import __version__
 from ...checkpoint import CheckpointMeta
 from ...errors import SpectralMoEError, UsageError
-from ...files import exclusive_lock, json_float
+from ...files import discard_partials, exclusive_lock, json_float, rename_into_place
 from ...io import zarr_store
 from ...io.cog import COMPRESSIONS, OVERVIEW_RESAMPLINGS, write_class_cog
 from ...io.quicklook import write_quicklook
@@ -192,6 +192,8 @@ class ScenePredictor:
             log.info("%s: up to date (%s), skipped", source, name)
             return
         with exclusive_lock(paths["lock"], f"another spectralmoe run is writing {name}; try later"):
+            for key in ("cog", "item", "quicklook"):  # what a killed run left half-written
+                discard_partials(paths[key])
             if settings.force:
                 for key in ("zarr", "partial", "spill", "cog", "item", "quicklook"):
                     _remove(paths[key])
@@ -199,7 +201,7 @@ class ScenePredictor:
                 if not zarr_store.is_finalized(paths["partial"]):  # else: killed just before the rename
                     self._fill_store(scene, band_index, paths, result, source)
                     zarr_store.finalize_store(paths["partial"])
-                os.replace(paths["partial"], paths["zarr"])
+                rename_into_place(paths["partial"], paths["zarr"])
             self._derive_outputs(scene, name, str(source), paths, result)
         result.status = "done"
 

@@ -17,15 +17,9 @@ import torch
 from ...checkpoint import CheckpointMeta
 from ...io.tiling import FIXED_ONE
 from ...nn.segmentor import Segmentor
+from .devices import autocast, autocast_dtype
 
 log = logging.getLogger(__name__)
-
-
-def autocast_dtype(device: torch.device) -> torch.dtype | None:
-    """bf16 where the GPU has it, else fp16; None (full precision) on the CPU."""
-    if device.type != "cuda":
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
 class TileModel:
@@ -58,7 +52,7 @@ class TileModel:
         n = x.shape[0]
         if self.deterministic and n < self.batch_size:
             x = torch.cat([x, x.new_zeros((self.batch_size - n, *x.shape[1:]))])
-        with torch.autocast(self.device.type, dtype=self.amp or torch.float32, enabled=self.amp is not None):
+        with autocast(self.device, self.amp):
             logits, _ = self.forward(x)
         return self.model.head.to_probabilities(logits[:n].float())
 

@@ -22,6 +22,7 @@ from ...errors import UsageError
 from ...files import write_json_atomic
 from ...nn.segmentor import Segmentor
 from ..evaluate.metrics import ConfusionMatrix, Metrics, compute_metrics
+from ..runtime.devices import autocast, autocast_dtype
 from ..runtime.models import build_model, save_model
 from ..runtime.progress import StepProgress
 from .optim import build_optimizer, poly_lr, set_lr
@@ -61,12 +62,6 @@ def _meta(plan: Plan, opts: TrainOptions, step: int) -> CheckpointMeta:
         tile=TileDefaults(size=opts.crop, overlap=opts.crop // 4), contains=[], provenance=provenance)
 
 
-def _autocast(device: torch.device) -> torch.autocast:
-    """bf16 autocast where the GPU supports it; full precision on CPU."""
-    enabled = device.type == "cuda" and torch.cuda.is_bf16_supported()
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
-
-
 def validate(model: Segmentor, plan: Plan, reader: SampleReader, crop: int,
              device: torch.device) -> Metrics:
     """Score whole validation images on a non-overlapping crop grid."""
@@ -75,7 +70,7 @@ def validate(model: Segmentor, plan: Plan, reader: SampleReader, crop: int,
     with torch.no_grad():
         for pair, window in validation_windows(plan.val_pairs, crop):
             x, y = reader.read(pair, window)
-            with _autocast(device):
+            with autocast(device, autocast_dtype(device)):
                 logits, _ = model(torch.from_numpy(x)[None].to(device))
             matrix.update(logits.argmax(1)[0].cpu().numpy(), y)
     model.train()
@@ -87,7 +82,8 @@ def _finite(value: float) -> float | None:
 
 
 def _start(run: RunDir, plan: Plan, opts: TrainOptions, model: Segmentor,
-           optimizer: torch.optim.Optimizer, device: torch.device) -> int:
+           optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+           device: torch.device) -> int:
     """Restore the latest checkpoint of a resumed run, or lay out a new run; return the step."""
     if opts.resume and run.is_run():
         latest = run.latest()
@@ -95,7 +91,7 @@ def _start(run: RunDir, plan: Plan, opts: TrainOptions, model: Segmentor,
             return 0
         tensors, _ = load_checkpoint(run.path(latest["checkpoint"]))
         model.load_state_dict(tensors, strict=False)
-        return load_state(run.path(latest["state"]), optimizer, device)
+        return load_state(run.path(latest["state"]), optimizer, scaler, device)
     if opts.force:
         run.clear()
     run.root.mkdir(parents=True, exist_ok=True)
@@ -106,9 +102,10 @@ def _start(run: RunDir, plan: Plan, opts: TrainOptions, model: Segmentor,
 
 
 def _save(run: RunDir, plan: Plan, opts: TrainOptions, model: Segmentor,
-          optimizer: torch.optim.Optimizer, device: torch.device, step: int) -> None:
+          optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, device: torch.device,
+          step: int) -> None:
     save_model(run.checkpoint_path(step), model, _meta(plan, opts, step))
-    save_state(run.state_path(step), step, optimizer, device)
+    save_state(run.state_path(step), step, optimizer, scaler, device)
     write_json_atomic(run.path("latest.json"), {
         "step": step, "checkpoint": str(run.checkpoint_path(step).relative_to(run.root)),
         "state": str(run.state_path(step).relative_to(run.root)), "finished": False})
@@ -127,15 +124,16 @@ def _batches(plan: Plan, opts: TrainOptions, reader: SampleReader, step: int,
         generator=torch.Generator().manual_seed(opts.seed)))
 
 
-def _step(model: Segmentor, batches: Iterator, accumulate: int, device: torch.device) -> dict[str, float]:
+def _step(model: Segmentor, batches: Iterator, accumulate: int, scaler: torch.amp.GradScaler,
+          device: torch.device) -> dict[str, float]:
     """Forward and backward over ``accumulate`` micro-batches; mean loss parts."""
     sums: dict[str, float] = {}
     for _ in range(accumulate):
         x, y = next(batches)
-        with _autocast(device):
+        with autocast(device, autocast_dtype(device)):
             losses = model.loss(x.to(device, non_blocking=True), y.to(device, non_blocking=True))
         total = sum(losses.values())
-        (total / accumulate).backward()
+        scaler.scale(total / accumulate).backward()
         for key, value in {"loss": total, **losses}.items():
             sums[key] = sums.get(key, 0.0) + float(value.detach()) / accumulate
     return sums
@@ -146,7 +144,9 @@ def fit(opts: TrainOptions, plan: Plan, run: RunDir, device: torch.device) -> Pa
     _seed(opts, device)
     model = build_model(plan.cfg).to(device).train()
     optimizer = build_optimizer(model, opts.lr)
-    step = _start(run, plan, opts, model, optimizer, device)
+    # fp16 gradients underflow without loss scaling; bf16 and fp32 need none (the scaler is off)
+    scaler = torch.amp.GradScaler(device.type, enabled=autocast_dtype(device) == torch.float16)
+    step = _start(run, plan, opts, model, optimizer, scaler, device)
     reader = SampleReader(plan.classes, tuple(plan.band_order), tuple(plan.mean), tuple(plan.std))
     batches = _batches(plan, opts, reader, step, device)
     metrics = MetricsLog(run, validates=bool(plan.val_pairs))
@@ -160,11 +160,12 @@ def fit(opts: TrainOptions, plan: Plan, run: RunDir, device: torch.device) -> Pa
             lr = poly_lr(opts.lr, step, opts.steps)
             set_lr(optimizer, lr)
             optimizer.zero_grad(set_to_none=True)
-            sums = _step(model, batches, opts.accumulate, device)
+            sums = _step(model, batches, opts.accumulate, scaler, device)
             if not math.isfinite(sums["loss"]):
                 raise UsageError(f"training diverged: the loss is {sums['loss']} at step {step + 1}; "
                                  f"lower --lr or check the data, then --resume from the last checkpoint")
-            optimizer.step()
+            scaler.step(optimizer)  # optimizer.step(), unless fp16 gradients overflowed
+            scaler.update()
             step += 1
             record = {"step": step, **sums, "lr": lr, "sec_per_step": time.perf_counter() - began}
             checkpoint = step == opts.steps or bool(opts.checkpoint_every
@@ -176,7 +177,7 @@ def fit(opts: TrainOptions, plan: Plan, run: RunDir, device: torch.device) -> Pa
                 progress.note(f"step {step}: val mIoU {100 * scores.miou:.2f}")
             metrics.append(record)  # before the checkpoint: a checkpoint implies its records
             if checkpoint:
-                _save(run, plan, opts, model, optimizer, device, step)
+                _save(run, plan, opts, model, optimizer, scaler, device, step)
             progress.step(step, sums["loss"], lr, record["sec_per_step"])
     finally:
         progress.close()

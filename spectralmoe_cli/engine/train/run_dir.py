@@ -16,12 +16,12 @@ A kill at any moment leaves ``latest.json`` pointing at a complete pair of files
 
 from __future__ import annotations
 
-import csv
 import json
 import shutil
 from pathlib import Path
 
 from ...errors import UsageError
+from ...files import csv_text, write_text_atomic
 
 RUN_FILES = ("run.json", "data.json", "metrics.jsonl", "metrics.csv", "latest.json",
              "model.safetensors")
@@ -90,28 +90,26 @@ class MetricsLog:
         or been killed halfway through writing a line)."""
         lines = self.jsonl.read_text().splitlines() if self.jsonl.is_file() else []
         records = [r for r in map(_parse, lines) if r is not None and r["step"] <= step]
-        self.jsonl.write_text("".join(json.dumps(r) + "\n" for r in records))
-        self.csv.unlink(missing_ok=True)
-        for record in records:
-            self._append_csv(record)
+        write_text_atomic(self.jsonl, "".join(json.dumps(r) + "\n" for r in records))
+        if records:
+            write_text_atomic(self.csv, csv_text([self._columns(records[0]),
+                                                  *map(self._row, records)]))
+        else:
+            self.csv.unlink(missing_ok=True)
 
     def append(self, record: dict) -> None:
         with self.jsonl.open("a") as handle:
             handle.write(json.dumps(record) + "\n")
-        self._append_csv(record)
+        header = [] if self.csv.is_file() else [self._columns(record)]
+        with self.csv.open("a", newline="") as handle:
+            handle.write(csv_text([*header, self._row(record)]))
 
     def _columns(self, record: dict) -> list[str]:
         parts = sorted(k for k in record if k.startswith("loss_"))
         return ["step", "loss", *parts, "lr", "sec_per_step", *(self.VAL_COLUMNS if self.validates else ())]
 
-    def _append_csv(self, record: dict) -> None:
-        new = not self.csv.is_file()
-        with self.csv.open("a", newline="") as handle:
-            writer = csv.writer(handle)
-            columns = self._columns(record)
-            if new:
-                writer.writerow(columns)
-            writer.writerow(["" if record.get(c) is None else record[c] for c in columns])
+    def _row(self, record: dict) -> list:
+        return ["" if record.get(c) is None else record[c] for c in self._columns(record)]
 
 
 def _parse(line: str) -> dict | None:

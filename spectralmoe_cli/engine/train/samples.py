@@ -14,11 +14,10 @@ import numpy as np
 import torch
 from rasterio.windows import Window
 
-from ...io.rasters import block_windows, invalid_pixels, open_raster, to_physical
+from ...io.rasters import block_windows, open_raster, read_physical
+from ...labels import IGNORE_INDEX
 from ..labelled.classes import ClassSpec
 from ..labelled.folders import Pair, read_label
-
-IGNORE_INDEX = 255
 
 
 @dataclass(frozen=True)
@@ -34,9 +33,7 @@ class SampleReader:
         """Input [C, h, w] float32 and labels [h, w] uint8; a pixel with invalid input is ignored."""
         indexes = [i + 1 for i in self.band_order]
         with open_raster(pair.image) as ds:
-            raw = ds.read(indexes, window=window)
-            values = to_physical(ds, raw, indexes)
-        invalid = invalid_pixels(raw, [pair.image_nodata[i] for i in self.band_order])
+            values, invalid = read_physical(ds, pair.image_nodata, window, indexes)
         mean = np.asarray(self.mean, dtype=np.float64)[:, None, None]
         std = np.asarray(self.std, dtype=np.float64)[:, None, None]
         x = ((values - mean) / std).astype(np.float32)

@@ -1,13 +1,13 @@
 """Resumable training state without pickle: tensors in safetensors, everything else as JSON.
 
 The optimiser's moments and the torch (and CUDA) RNG states are tensors; the step, the
-optimiser's parameter groups and the numpy and Python RNG states go into the file's metadata.
+optimiser's parameter groups, the fp16 loss scaler's state and the numpy and Python RNG states go
+into the file's metadata.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import random
 from pathlib import Path
 
@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
+
+from ...files import write_atomic
 
 _STATE_KEY = "spectralmoe-train-state"
 
@@ -33,8 +35,9 @@ def _restore_rng(data: dict) -> None:
     random.setstate((version, tuple(state), gauss_next))
 
 
-def save_state(path: Path, step: int, optimizer: torch.optim.Optimizer, device: torch.device) -> None:
-    """Optimiser moments and every RNG state at an optimiser-step boundary (atomic)."""
+def save_state(path: Path, step: int, optimizer: torch.optim.Optimizer,
+               scaler: torch.amp.GradScaler, device: torch.device) -> None:
+    """Optimiser moments, loss scale and every RNG state at an optimiser-step boundary (atomic)."""
     full = optimizer.state_dict()
     tensors = {"rng.torch": torch.get_rng_state()}
     if device.type == "cuda":
@@ -44,13 +47,14 @@ def save_state(path: Path, step: int, optimizer: torch.optim.Optimizer, device: 
             tensors[f"optimizer.{index}.{key}"] = value.detach().cpu().contiguous()
     groups = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()} for g in full["param_groups"]]
     meta = {"step": step, "param_groups": groups, "rng": _rng_json()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial")
-    save_file(tensors, str(tmp), metadata={_STATE_KEY: json.dumps(meta)})
-    os.replace(tmp, path)
+    if scaler.is_enabled():
+        meta["grad_scaler"] = scaler.state_dict()
+    metadata = {_STATE_KEY: json.dumps(meta)}
+    write_atomic(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
 
 
-def load_state(path: Path, optimizer: torch.optim.Optimizer, device: torch.device) -> int:
+def load_state(path: Path, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+               device: torch.device) -> int:
     """Restore what ``save_state`` wrote; return the step."""
     with safe_open(str(path), framework="pt") as handle:
         meta = json.loads(handle.metadata()[_STATE_KEY])
@@ -66,4 +70,6 @@ def load_state(path: Path, optimizer: torch.optim.Optimizer, device: torch.devic
     if device.type == "cuda" and "rng.cuda" in tensors:
         torch.cuda.set_rng_state(tensors["rng.cuda"], device)
     _restore_rng(meta["rng"])
+    if scaler.is_enabled() and "grad_scaler" in meta:
+        scaler.load_state_dict(meta["grad_scaler"])
     return int(meta["step"])
