@@ -8,12 +8,15 @@ import torch
 
 from ..checkpoint import load_checkpoint
 from ..config import TOKEN_METHODS, ModelConfig, load_config
+from ..errors import UsageError
 from ..nn.backbones import get_spec
 from ..nn.segmentor import Segmentor
 
 
 def describe(model: str | None = None, checkpoint: str | Path | None = None) -> dict:
     """A JSON-ready description; the model is built on the meta device (no memory, no weights)."""
+    if model and checkpoint:
+        raise UsageError("give --model or --checkpoint, not both")
     meta = None
     if checkpoint is not None:
         _, meta = load_checkpoint(checkpoint)
