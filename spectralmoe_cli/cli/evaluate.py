@@ -20,7 +20,7 @@ class EvaluateCommand(EvaluateOptions):
     as_json: StrictBool = Field(False, alias="json")
 
 
-S = EvaluateCommand
+S = EvaluateCommand  # the schema each option below reads its default from, and is checked by
 
 
 def evaluate(
@@ -32,8 +32,8 @@ def evaluate(
     classes: Optional[Path] = opt.option(S, "classes", "--classes", panel=opt.INPUT,
                                          help="Class file (TOML/YAML).",
                                          default="the one the checkpoint was trained with"),
-    reduce_zero_label: Optional[bool] = opt.option(
-        S, "reduce_zero_label", "--reduce-zero-label/--no-reduce-zero-label", panel=opt.INPUT,
+    reduce_zero_label: Optional[bool] = opt.switch(
+        S, "reduce_zero_label", "--reduce-zero-label/--no-reduce-zero-label", panel=opt.LABELS,
         help="Labels 0 -> ignore, k -> k-1.", default="as trained"),
     nodata: Optional[float] = opt.nodata(S, "Override every band's nodata value."),
     tile: Optional[int] = opt.tile(S),
@@ -42,7 +42,7 @@ def evaluate(
     out: Optional[Path] = opt.out(S, "Report folder: metrics.json, per_class.csv, confusion.csv, "
                                      "report.md, confusion.png."),
     min_miou: Optional[float] = opt.option(S, "min_miou", "--min-miou", panel=opt.OUTPUTS,
-                                           help="Exit 4 below this mIoU (0.6 or 60 both mean 60 %)."),
+                                           help="Exit 4 below this mIoU (0.6 and 60 both mean 60%)."),
     as_json: Optional[bool] = opt.as_json("Print the metrics as JSON instead of a table."),
     device: Optional[str] = opt.device(S),
     batch_size: Optional[int] = opt.batch_size(S),

@@ -11,7 +11,7 @@ from ..engine.fetch_options import FetchOptions
 from . import options as opt
 from .config_file import command_settings
 
-S = FetchOptions
+S = FetchOptions  # the schema each option below reads its default from, and is checked by
 
 
 def fetch(

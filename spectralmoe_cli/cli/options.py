@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from rich.markup import escape
 
 INPUT = "Input"
+LABELS = "Labels"
 TILING = "Tiling"
 OUTPUTS = "Outputs"
 COG = "COG output"
@@ -39,7 +40,7 @@ def _shown(value: Any) -> str:
 
 
 def option(schema: type[BaseModel], field: str, *names: str, help: str, panel: str,
-           default: str | None = None) -> Any:
+           default: str | None = None, metavar: str | None = None) -> Any:
     """``names`` as an option of ``schema.field``; its help ends with the schema's default.
 
     ``default`` replaces the shown default where the schema's is ``None`` and something else
@@ -56,7 +57,14 @@ def option(schema: type[BaseModel], field: str, *names: str, help: str, panel: s
     else:
         note = f"[default: {_shown(info.default)}]"
     text = f"{help} {escape(note)}" if note else help
-    return typer.Option(None, *names, help=text, rich_help_panel=panel, show_default=False)
+    return typer.Option(None, *names, help=text, rich_help_panel=panel, show_default=False,
+                        metavar=metavar)
+
+
+def switch(schema: type[BaseModel], field: str, *names: str, help: str, panel: str,
+           default: str | None = None) -> Any:
+    """An on/off option: like ``option``, without a type column (a flag takes no value)."""
+    return option(schema, field, *names, help=help, panel=panel, default=default, metavar="")
 
 
 def config() -> Any:
@@ -66,7 +74,7 @@ def config() -> Any:
 
 
 def as_json(help: str) -> Any:
-    return typer.Option(None, "--json", help=help, rich_help_panel=OUTPUTS, show_default=False)
+    return typer.Option(None, "--json", help=help, rich_help_panel=OUTPUTS, show_default=False, metavar="")
 
 
 def bands(schema: type[BaseModel], help: str, default: str | None = None) -> Any:

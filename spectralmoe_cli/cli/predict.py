@@ -23,7 +23,7 @@ class PredictCommand(PredictOptions):
     as_json: StrictBool = Field(False, alias="json")
 
 
-S = PredictCommand
+S = PredictCommand  # the schema each option below reads its default from, and is checked by
 
 
 def predict(
@@ -45,10 +45,10 @@ def predict(
     out: Optional[Path] = opt.out(S, "Output folder (created if missing)."),
     formats: Optional[str] = opt.option(S, "format", "--format", panel=opt.OUTPUTS,
                                         help="Comma list of cog and zarr."),
-    probabilities: Optional[bool] = opt.option(
+    probabilities: Optional[bool] = opt.switch(
         S, "probabilities", "--probabilities/--no-probabilities", panel=opt.OUTPUTS,
         help="Also store blended class probabilities (uint8 x250) in the Zarr."),
-    force: Optional[bool] = opt.option(S, "force", "--force", panel=opt.OUTPUTS,
+    force: Optional[bool] = opt.switch(S, "force", "--force", panel=opt.OUTPUTS,
                                        help="Recompute outputs that already exist."),
     as_json: Optional[bool] = opt.as_json("Print the run summary as JSON on stdout."),
     compress: Optional[str] = opt.option(S, "compress", "--compress", panel=opt.COG,
@@ -57,10 +57,10 @@ def predict(
                                                     panel=opt.COG, help="COG overviews: MODE or NEAREST."),
     device: Optional[str] = opt.device(S),
     batch_size: Optional[int] = opt.batch_size(S),
-    deterministic: Optional[bool] = opt.option(
+    deterministic: Optional[bool] = opt.switch(
         S, "deterministic", "--deterministic/--fast", panel=opt.COMPUTE,
         help="Bit-identical maps for any --chunk.", default="on for CPU, off for GPU"),
-    compile_model: Optional[bool] = opt.option(
+    compile_model: Optional[bool] = opt.switch(
         S, "compile", "--compile/--no-compile", panel=opt.COMPUTE,
         help="torch.compile the model (worth it for long GPU runs)."),
     scheduler: Optional[str] = opt.option(

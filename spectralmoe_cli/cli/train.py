@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -13,10 +13,10 @@ from ..engine.train.options import TrainOptions
 from . import options as opt
 from .config_file import command_settings
 
-S = TrainOptions
+S = TrainOptions  # the schema each option below reads its default from, and is checked by
 
 
-def _training(field: str, name: str, help: str) -> object:
+def _training(field: str, name: str, help: str) -> Any:
     return opt.option(S, field, name, help=help, panel=opt.TRAINING)
 
 
@@ -34,7 +34,7 @@ def train(
     classes: Optional[Path] = opt.option(S, "classes", "--classes", panel=opt.INPUT,
                                          help="Class file (TOML/YAML): value, name, color of each "
                                               "class; optional ignore."),
-    reduce_zero_label: Optional[bool] = opt.option(
+    reduce_zero_label: Optional[bool] = opt.switch(
         S, "reduce_zero_label", "--reduce-zero-label", panel=opt.INPUT,
         help="Benchmark labels (ISPRS, LoveDA): 0 -> ignore, k -> k-1."),
     stats_file: Optional[Path] = opt.option(S, "stats", "--stats", panel=opt.INPUT,
@@ -57,13 +57,13 @@ def train(
         help="Steps between checkpoints (and validations); 0: only at the end."),
     keep: Optional[int] = opt.option(S, "keep", "--keep", panel=opt.RUN,
                                      help="Periodic checkpoints kept (0: all)."),
-    resume: Optional[bool] = opt.option(S, "resume", "--resume", panel=opt.RUN,
+    resume: Optional[bool] = opt.switch(S, "resume", "--resume", panel=opt.RUN,
                                         help="Continue the run in --out exactly where its last "
                                              "checkpoint left it (or start it)."),
-    force: Optional[bool] = opt.option(S, "force", "--force", panel=opt.RUN,
+    force: Optional[bool] = opt.switch(S, "force", "--force", panel=opt.RUN,
                                        help="Start over in an existing --out (deletes its run files)."),
     device: Optional[str] = opt.device(S, "auto, cpu, cuda or cuda:N (bf16 autocast on GPU)."),
-    deterministic: Optional[bool] = opt.option(
+    deterministic: Optional[bool] = opt.switch(
         S, "deterministic", "--deterministic", panel=opt.COMPUTE,
         help="Deterministic kernels: bit-identical reruns and resumes on CPU."),
     workers: Optional[int] = opt.option(S, "workers", "--workers", panel=opt.COMPUTE,
