@@ -17,7 +17,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from .config import ModelConfig
-from .errors import CheckpointError
+from .errors import CheckpointError, validation_message
 from .files import write_atomic
 from .labels import IGNORE_INDEX
 
@@ -139,9 +139,7 @@ def _read_header(path: Path) -> tuple[dict, CheckpointMeta]:
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"{path}: metadata is not valid JSON ({exc})") from exc
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise CheckpointError(f"{path}: metadata field {where}: {first['msg']}") from exc
+        raise CheckpointError(validation_message(exc, str(path), label="metadata field")) from exc
 
 
 def read_metadata(path: str | Path) -> CheckpointMeta:

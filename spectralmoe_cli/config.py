@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .errors import ConfigError
+from .errors import ConfigError, validation_message
 
 
 class _Strict(BaseModel):
@@ -120,9 +120,7 @@ def parse_config(data: dict, source: str) -> ModelConfig:
     try:
         return ModelConfig.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise ConfigError(f"{source}: {where}: {first['msg']}") from exc
+        raise ConfigError(validation_message(exc, source)) from exc
 
 
 def load_config(name_or_path: str) -> ModelConfig:

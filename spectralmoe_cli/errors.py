@@ -6,6 +6,8 @@ with its code. Anything else is a bug and exits 1 with a traceback hint.
 
 from __future__ import annotations
 
+from typing import Callable
+
 
 class SpectralMoEError(Exception):
     """Base class: an error the user can act on."""
@@ -78,3 +80,22 @@ _BY_CODE: dict[int, type[SpectralMoEError]] = {
 def error_for_code(code: int, message: str) -> SpectralMoEError:
     """An error of the class that carries ``code`` (a bug, exit 1, for unknown codes)."""
     return _BY_CODE.get(code, SpectralMoEError)(message)
+
+
+def validation_message(exc: Exception, source: str, label: str = "",
+                       where: Callable[[list[str]], str] = ".".join) -> str:
+    """One line for a pydantic ``ValidationError``: ``SOURCE: [LABEL ]KEY: what is wrong (got X)``.
+
+    The first error is enough to act on, and a user reads one line, not pydantic's table.
+    ``where`` renders the key's path as the user wrote it (``--batch-size`` for a flag); a short
+    scalar input is quoted back, so ``"false"`` (a string) is told apart from ``false``.
+    """
+    first = exc.errors()[0]  # type: ignore[attr-defined]
+    loc = [str(part) for part in first["loc"]]
+    key = where(loc) if loc else "(top level)"
+    value = first.get("input")
+    shown = repr(value)
+    got = (f" (got {shown})" if first["type"] != "missing" and len(shown) <= 60
+           and isinstance(value, (str, int, float, bool, type(None))) else "")
+    line = f"{label} {key}" if label else key
+    return f"{source}: {line}: {first['msg']}{got}" if source else f"{line}: {first['msg']}{got}"

@@ -32,7 +32,7 @@ import rasterio
 from rasterio.enums import Resampling
 
 from .. import __version__
-from ..bands import Band
+from ..bands import Band, parse_band_list, resolve_all
 from ..errors import InputDataError, PartialFailure, TransientError, UsageError
 from ..files import PARTIAL, exclusive_lock, file_checksum, write_json_atomic
 from ..io.cog import CogSpec, write_cog
@@ -57,11 +57,16 @@ from ..stac import (
     check_collection,
     get_collection,
     item_href,
+    load_intersects,
     open_catalog,
+    parse_bbox,
+    parse_datetime,
     search,
 )
 from ..stac.local import check_item_id, local_item, write_catalog
 from ..stac.radiometry import FETCHED
+from .fetch_options import FetchOptions
+from .options import no_match
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +75,9 @@ LOCK = ".fetch.lock"
 
 
 @dataclass(frozen=True)
-class FetchOptions:
+class FetchJob:
+    """The options resolved: the search request, the bands, the retry policy, the resampling."""
+
     catalog: str
     request: SearchRequest
     bands: list[Band]
@@ -96,6 +103,7 @@ class FetchReport:
     sorting: str = ""
     catalog_path: Path | None = None
     summary_path: Path | None = None
+    no_match: str = ""
 
     def count(self, status: str) -> int:
         return sum(o.status == status for o in self.outcomes)
@@ -108,7 +116,7 @@ class _Plan:
     source_href: str
 
 
-def _plan(options: FetchOptions, items: list[pystac.Item]) -> list[_Plan]:
+def _plan(options: FetchJob, items: list[pystac.Item]) -> list[_Plan]:
     """Map bands and check ids and hrefs of every item, before anything is written."""
     plans = []
     for item in items:
@@ -119,7 +127,7 @@ def _plan(options: FetchOptions, items: list[pystac.Item]) -> list[_Plan]:
     return plans
 
 
-def _fingerprint(options: FetchOptions) -> dict[str, Any]:
+def _fingerprint(options: FetchJob) -> dict[str, Any]:
     return {"bands": [b.name for b in options.bands], "bbox": list(options.request.aoi.bbox),
             "resampling": options.resampling.name}
 
@@ -145,7 +153,7 @@ def _band_tags(source: BandSource) -> dict[str, str]:
             "offset_applied": repr(source.offset)}
 
 
-def _download(plan: _Plan, options: FetchOptions, cog: Path) -> tuple[Grid, Encoding] | None:
+def _download(plan: _Plan, options: FetchJob, cog: Path) -> tuple[Grid, Encoding] | None:
     """One attempt: open the assets, read strip by strip, write and validate the COG."""
     what = f"item {plan.item.id!r}"
     try:
@@ -191,7 +199,7 @@ def _cleanup(item_dir: Path, created: bool) -> None:
         item_dir.rmdir()
 
 
-def _fetch_item(plan: _Plan, options: FetchOptions) -> Outcome:
+def _fetch_item(plan: _Plan, options: FetchJob) -> Outcome:
     item_id = plan.item.id
     item_dir = options.out / item_id
     cog, item_json = item_dir / f"{item_id}.tif", item_dir / f"{item_id}.json"
@@ -238,7 +246,7 @@ def _locked(out: Path) -> Iterator[None]:
         yield
 
 
-def _write_summary(options: FetchOptions, report: FetchReport, stopped: str | None) -> Path:
+def _write_summary(options: FetchJob, report: FetchReport, stopped: str | None) -> Path:
     summary = {
         "spectralmoe": __version__,
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -258,22 +266,40 @@ def _write_summary(options: FetchOptions, report: FetchReport, stopped: str | No
     return path
 
 
+def fetch_job(options: FetchOptions) -> FetchJob:
+    """Check that the options make one search (exactly one AOI) and resolve them."""
+    if (options.bbox is None) == (options.intersects is None):
+        raise UsageError("give exactly one of --bbox W,S,E,N or --intersects FILE.geojson")
+    aoi = parse_bbox(options.bbox) if options.bbox is not None else load_intersects(options.intersects)
+    request = SearchRequest(collection=options.collection, aoi=aoi,
+                            datetime=parse_datetime(options.datetime), max_cloud=options.max_cloud,
+                            max_items=options.max_items)
+    return FetchJob(catalog=options.catalog, request=request,
+                    bands=resolve_all(parse_band_list(options.bands)), out=options.out,
+                    policy=options.policy(), resampling=Resampling[options.resampling])
+
+
 def run_fetch(options: FetchOptions, on_item: Callable[[Outcome], None] = lambda o: None
               ) -> FetchReport:
-    """Search, then fetch every item found; raises ``PartialFailure`` if any item failed."""
-    client = open_catalog(options.catalog, options.policy)
-    collection = get_collection(client, options.request.collection)
-    check_collection(collection, options.bands)
-    result = search(client, options.request)
+    """Search, then fetch every item found; raises ``PartialFailure`` if any item failed.
+
+    A search that finds nothing is no error: the report has no outcomes and says why.
+    """
+    job = fetch_job(options)
+    client = open_catalog(job.catalog, job.policy)
+    collection = get_collection(client, job.request.collection)
+    check_collection(collection, job.bands)
+    result = search(client, job.request)
     report = FetchReport(filtering=result.filtering, sorting=result.sorting)
     if not result.items:
+        report.no_match = no_match(job.request)
         return report
-    plans = _plan(options, result.items)
-    with _locked(options.out), rasterio.Env(**options.policy.gdal_env()):
+    plans = _plan(job, result.items)
+    with _locked(job.out), rasterio.Env(**job.policy.gdal_env()):
         stopped = None
         try:
             for plan in plans:
-                outcome = _fetch_item(plan, options)
+                outcome = _fetch_item(plan, job)
                 log.info("%s %s %s", outcome.status, outcome.id, outcome.detail)
                 report.outcomes.append(outcome)
                 on_item(outcome)
@@ -282,13 +308,13 @@ def run_fetch(options: FetchOptions, on_item: Callable[[Outcome], None] = lambda
             raise
         finally:
             report.catalog_path = write_catalog(
-                options.out, f"Items fetched by spectralmoe from {options.catalog}, collection "
-                             f"{options.request.collection}")
-            report.summary_path = _write_summary(options, report, stopped)
+                job.out, f"Items fetched by spectralmoe from {job.catalog}, collection "
+                         f"{job.request.collection}")
+            report.summary_path = _write_summary(job, report, stopped)
     failed = [o for o in report.outcomes if o.status == "failed"]
     if failed:
         first = failed[0]
         raise PartialFailure(
             f"{len(failed)} of {len(report.outcomes)} items failed (first: {first.detail}); "
-            f"the others are in {options.out}; summary in {report.summary_path}")
+            f"the others are in {job.out}; summary in {report.summary_path}")
     return report

@@ -8,6 +8,7 @@ import torch
 
 from ..checkpoint import load_checkpoint
 from ..config import HeadConfig, ModelConfig, PluginConfig
+from ..errors import UsageError
 from ..nn.backbones import get_spec
 from ..nn.catalog import HEADS, PLUGINS, check_model_config
 from ..nn.segmentor import Segmentor
@@ -16,6 +17,8 @@ from .runtime.models import load_model_config
 
 def describe(model: str | None = None, checkpoint: str | Path | None = None) -> dict:
     """A JSON-ready description; the model is built on the meta device (no memory, no weights)."""
+    if model and checkpoint:
+        raise UsageError("give --model or --checkpoint, not both")
     meta = None
     if checkpoint is not None:
         _, meta = load_checkpoint(checkpoint)

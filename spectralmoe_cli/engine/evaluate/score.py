@@ -14,34 +14,28 @@ from pathlib import Path
 
 import rasterio
 
+from ...bands import parse_band_list
 from ...errors import ConfigError, InputDataError, PartialFailure
 from ...files import json_float
 from ..labelled.classes import ClassSpec, load_classes
 from ..labelled.folders import find_pairs, iter_labelled
-from ..predict.scene import PredictSettings, ScenePredictor
+from ..predict.scene import ScenePredictor
+from ..predict.settings import PredictSettings
 from ..runtime.models import load_tile_model
 from ..runtime.progress import Progress
 from .metrics import ConfusionMatrix, Metrics, compute_metrics
+from .options import EvaluateOptions
 from .reports import write_report
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
-class EvaluateOptions:
-    checkpoint: Path
-    source: Path
-    out: Path | None = None
-    bands: list[str] | None = None
-    classes: Path | None = None
-    reduce_zero_label: bool | None = None
-    tile: int | None = None
-    overlap: int | None = None
-    blend: str = "hann"
-    nodata: float | None = None
-    device: str = "auto"
-    batch_size: int | None = None
-    deterministic: bool | None = None
+class Evaluation:
+    """The scores, and the error to raise once they are printed (below ``--min-miou``)."""
+
+    metrics: Metrics
+    error: PartialFailure | None = None
 
 
 def _class_spec(opts: EvaluateOptions, meta) -> ClassSpec:
@@ -76,14 +70,15 @@ def run_evaluate(opts: EvaluateOptions) -> Metrics:
     pairs = find_pairs(opts.source)
     if not pairs:
         raise InputDataError(f"{opts.source} holds no image/label pairs")
-    if opts.bands:
-        band_count = len(opts.bands)
+    bands = parse_band_list(opts.bands) if opts.bands else None
+    if bands:
+        band_count = len(bands)
     else:
         with rasterio.open(pairs[0][0]) as first:
             band_count = first.count
-    settings = PredictSettings(bands=opts.bands, tile=opts.tile or meta.tile.size,
-                               overlap=meta.tile.overlap if opts.overlap is None else opts.overlap,
-                               blend=opts.blend, nodata=opts.nodata, formats=("zarr",))
+    tile, overlap = opts.tiling(meta)
+    settings = PredictSettings(bands=bands, tile=tile, overlap=overlap, blend=opts.blend,
+                               nodata=opts.nodata, formats=("zarr",))
     settings.validate()
     matrix = ConfusionMatrix(spec.num_classes)
     progress = Progress(enabled=False)
@@ -100,13 +95,20 @@ def run_evaluate(opts: EvaluateOptions) -> Metrics:
             "checkpoint": str(opts.checkpoint), "checkpoint_hash": meta.content_hash,
             "model": meta.model.name, "source": str(opts.source), "images": images,
             "settings": {"tile": settings.tile, "overlap": settings.overlap, "blend": settings.blend,
-                         "bands": opts.bands, "nodata": json_float(opts.nodata)},
+                         "bands": bands, "nodata": json_float(opts.nodata)},
         })
     return metrics
 
 
-def check_min_miou(metrics: Metrics, bar: float | None) -> None:
+def below_min_miou(metrics: Metrics, bar: float | None) -> PartialFailure | None:
     """PartialFailure (exit 4) when mIoU is below the bar, so cron and CI can gate on quality."""
     if bar is not None and not metrics.miou >= min_miou_fraction(bar):
-        raise PartialFailure(f"mIoU {metrics.miou * 100:.2f} % is below --min-miou "
-                             f"{min_miou_fraction(bar) * 100:.2f} %")
+        return PartialFailure(f"mIoU {metrics.miou * 100:.2f} % is below --min-miou "
+                              f"{min_miou_fraction(bar) * 100:.2f} %")
+    return None
+
+
+def evaluate(opts: EvaluateOptions) -> Evaluation:
+    """Score the folder, write the report, and judge the score against ``--min-miou``."""
+    metrics = run_evaluate(opts)
+    return Evaluation(metrics, below_min_miou(metrics, opts.min_miou))

@@ -24,7 +24,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ...checkpoint import ClassInfo
-from ...errors import ConfigError, InputDataError
+from ...errors import ConfigError, InputDataError, validation_message
 from ...labels import IGNORE_INDEX
 
 
@@ -126,9 +126,7 @@ def load_classes(path: str | Path, reduce_zero_label: bool = False) -> ClassSpec
     try:
         parsed = _ClassFile.model_validate(_read(path))
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise ConfigError(f"class file {path}: {where}: {first['msg']}") from exc
+        raise ConfigError(validation_message(exc, f"class file {path}")) from exc
     entries = sorted(parsed.classes, key=lambda e: e.value)
     for kind, items in (("value", [e.value for e in entries]), ("name", [e.name for e in entries])):
         dupes = sorted({str(x) for x in items if items.count(x) > 1})

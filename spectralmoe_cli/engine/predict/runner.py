@@ -16,7 +16,8 @@ from ...files import write_json_atomic
 from ..runtime.memory import release_large_buffers
 from ..runtime.models import load_tile_model
 from ..runtime.progress import Progress
-from .scene import PredictSettings, ScenePredictor, SceneResult, check_output_dir
+from .scene import ScenePredictor, SceneResult, check_output_dir
+from .settings import PredictSettings
 from .sources import StacSource
 
 log = logging.getLogger(__name__)

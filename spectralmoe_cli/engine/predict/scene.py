@@ -25,58 +25,19 @@ from ...checkpoint import CheckpointMeta
 from ...errors import SpectralMoEError, UsageError
 from ...files import discard_partials, exclusive_lock, json_float, rename_into_place
 from ...io import zarr_store
-from ...io.cog import COMPRESSIONS, OVERVIEW_RESAMPLINGS, write_class_cog
+from ...io.cog import write_class_cog
 from ...io.quicklook import write_quicklook
 from ...io.scene import Scene
 from ...io.stac_item import build_item, write_item
-from ...io.tiling import BLENDS, FIXED_ONE, Grid, max_overlapping_tiles
+from ...io.tiling import Grid
 from ..runtime.inference import TileModel
 from ..runtime.progress import Progress
 from .bands import model_band_indices
 from .chunks import SceneJob, exchange_spills, finish_chunk, infer_chunk, read_chunk, write_chunk
+from .settings import PredictSettings
 from .sources import StacSource, open_source
 
 log = logging.getLogger(__name__)
-FORMATS = ("cog", "zarr")
-
-
-@dataclass
-class PredictSettings:
-    """Everything that changes the map (and so the output name), plus how to run."""
-
-    bands: list[str] | None = None
-    tile: int = 512
-    overlap: int = 128
-    blend: str = "hann"
-    nodata: float | None = None
-    probabilities: bool = False
-    formats: tuple[str, ...] = FORMATS
-    chunk: int = 2048
-    force: bool = False
-    compress: str = "DEFLATE"
-    overview_resampling: str = "MODE"
-
-    def validate(self) -> None:
-        if self.tile < 16:
-            raise UsageError(f"--tile {self.tile} is too small (at least 16)")
-        if not 0 <= self.overlap < self.tile:
-            raise UsageError(f"--overlap must be in [0, tile), got {self.overlap} with tile {self.tile}")
-        if self.blend not in BLENDS:
-            raise UsageError(f"--blend must be one of {', '.join(BLENDS)}")
-        unknown = set(self.formats) - set(FORMATS)
-        if unknown or not self.formats:
-            raise UsageError(f"--format takes a comma list of {', '.join(FORMATS)}")
-        if self.chunk < 16:
-            raise UsageError(f"--chunk {self.chunk} is too small")
-        if self.compress not in COMPRESSIONS:
-            raise UsageError(f"--compress must be one of {', '.join(COMPRESSIONS)}")
-        if self.overview_resampling not in OVERVIEW_RESAMPLINGS:
-            raise UsageError(f"--overview-resampling must be one of {', '.join(OVERVIEW_RESAMPLINGS)}"
-                             f" (class maps are never averaged)")
-        most = max_overlapping_tiles(self.tile, self.tile - self.overlap)
-        if most * FIXED_ONE >= 2 ** 31:
-            raise UsageError(f"--overlap {self.overlap} with --tile {self.tile} stacks up to {most} tiles "
-                             f"on a pixel; keep it below {2 ** 31 // FIXED_ONE}")
 
 
 @dataclass

@@ -12,8 +12,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Sequence
-
 import pystac
 
 from ...bands import Band, resolve_all
@@ -39,6 +37,7 @@ from ...stac import (
 )
 from ...stac.item_ref import is_url
 from ...stac.local import check_item_id
+from ..options import no_match
 
 log = logging.getLogger(__name__)
 
@@ -53,21 +52,16 @@ class StacOptions:
     policy: RetryPolicy = RetryPolicy()
 
     def no_match(self) -> str:
-        request = self.request
-        cloud = "" if request.max_cloud is None else f", eo:cloud_cover <= {request.max_cloud:g}"
-        return (f"no item of collection {request.collection!r} matches the AOI and datetime "
-                f"{request.datetime}{cloud}")
+        return no_match(self.request)
 
 
 def stac_options(catalog: str | None, collection: str | None,
-                 bbox: str | Sequence[float] | None, intersects: str | Path | None,
+                 bbox: str | None, intersects: str | Path | None,
                  datetime: str | None, max_cloud: float | None, max_items: int | None,
                  policy: RetryPolicy) -> StacOptions:
     """Check that the options make one request: a search needs a collection, an AOI, a time."""
     if bbox is not None and intersects is not None:
         raise UsageError("give at most one of --bbox W,S,E,N and --intersects FILE.geojson")
-    if bbox is not None and not isinstance(bbox, str):  # a list, from a --config file
-        bbox = ",".join(str(v) for v in bbox)
     aoi = parse_bbox(bbox) if bbox is not None else (
         load_intersects(intersects) if intersects is not None else None)
     if catalog is None:

@@ -11,7 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..runtime.devices import pick_device
-from .plan import TrainOptions, check_run_dir, plan_run
+from .options import TrainOptions
+from .plan import check_run_dir, plan_run
 from .run_dir import RunDir
 
 

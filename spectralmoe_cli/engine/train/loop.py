@@ -26,7 +26,8 @@ from ..runtime.devices import autocast, autocast_dtype
 from ..runtime.models import build_model, save_model
 from ..runtime.progress import StepProgress
 from .optim import build_optimizer, poly_lr, set_lr
-from .plan import Plan, TrainOptions
+from .options import TrainOptions
+from .plan import Plan
 from .run_dir import MetricsLog, RunDir
 from .samples import CropDataset, SampleReader, validation_windows
 from .state import load_state, save_state

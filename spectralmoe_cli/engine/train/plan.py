@@ -7,7 +7,6 @@ computed (or read) here too. Nothing in this module builds a model, so bad input
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,44 +18,8 @@ from ..labelled.folders import Pair, manifest, open_labelled
 from ..labelled.stats import compute_stats, load_stats
 from ..runtime.models import load_model_config
 from .optim import WEIGHT_DECAY
+from .options import TrainOptions
 from .run_dir import RunDir
-
-
-@dataclass(frozen=True)
-class TrainOptions:
-    model: str
-    train: Path
-    bands: str
-    classes: Path
-    out: Path
-    val: Path | None = None
-    steps: int = 4000
-    batch_size: int = 8
-    crop: int = 512
-    lr: float = 1e-4
-    accumulate: int = 1
-    checkpoint_every: int = 500
-    keep: int = 5
-    resume: bool = False
-    force: bool = False
-    seed: int = 42
-    deterministic: bool = False
-    device: str = "auto"
-    reduce_zero_label: bool = False
-    stats: Path | None = None
-    nodata: float | None = None
-    workers: int = 2
-    command: str = ""
-
-    def check(self) -> None:
-        for name, low in (("steps", 1), ("batch_size", 1), ("crop", 16), ("accumulate", 1),
-                          ("checkpoint_every", 0), ("keep", 0), ("workers", 0), ("seed", 0)):
-            if getattr(self, name) < low:
-                raise UsageError(f"--{name.replace('_', '-')} must be at least {low}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise UsageError("--lr must be a positive number")
-        if self.resume and self.force:
-            raise UsageError("give --resume (continue the run) or --force (start it over), not both")
 
 
 @dataclass(frozen=True)

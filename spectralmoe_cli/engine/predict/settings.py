@@ -1,0 +1,127 @@
+"""What a predict run is asked to do: the settings that shape a map, and the options a user gives.
+
+``PredictSettings`` is what the engine runs with (every value decided); ``PredictOptions`` is what
+a user says on the command line or in a ``--config`` file (unset values mean "the checkpoint's"
+or "the device's"), validated by one schema. The defaults live here, once; ``--help`` reads them.
+This module stays light (no torch, no zarr): the CLI imports it to build its options.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field, StrictBool, StrictFloat, StrictInt
+
+from ...bands import parse_band_list
+from ...errors import UsageError
+from ...io.tiling import BLENDS, FIXED_ONE, max_overlapping_tiles
+from ..options import CommaText, ComputeFields, Options, RetryFields, SearchFields
+
+if TYPE_CHECKING:
+    from ...checkpoint import CheckpointMeta
+
+FORMATS = ("cog", "zarr")
+
+
+@dataclass
+class PredictSettings:
+    """Everything that changes the map (and so the output name), plus how to run."""
+
+    bands: list[str] | None = None
+    tile: int = 512
+    overlap: int = 128
+    blend: str = "hann"
+    nodata: float | None = None
+    probabilities: bool = False
+    formats: tuple[str, ...] = FORMATS
+    chunk: int = 2048
+    force: bool = False
+    compress: str = "DEFLATE"
+    overview_resampling: str = "MODE"
+
+    def validate(self) -> None:
+        from ...io.cog import COMPRESSIONS, OVERVIEW_RESAMPLINGS  # zarr and rio-cogeo: only for a run
+
+        if self.tile < 16:
+            raise UsageError(f"--tile {self.tile} is too small (at least 16)")
+        if not 0 <= self.overlap < self.tile:
+            raise UsageError(f"--overlap must be in [0, tile), got {self.overlap} with tile {self.tile}")
+        if self.blend not in BLENDS:
+            raise UsageError(f"--blend must be one of {', '.join(BLENDS)}")
+        unknown = set(self.formats) - set(FORMATS)
+        if unknown or not self.formats:
+            raise UsageError(f"--format takes a comma list of {', '.join(FORMATS)}")
+        if self.chunk < 16:
+            raise UsageError(f"--chunk {self.chunk} is too small")
+        if self.compress not in COMPRESSIONS:
+            raise UsageError(f"--compress must be one of {', '.join(COMPRESSIONS)}")
+        if self.overview_resampling not in OVERVIEW_RESAMPLINGS:
+            raise UsageError(f"--overview-resampling must be one of {', '.join(OVERVIEW_RESAMPLINGS)}"
+                             f" (class maps are never averaged)")
+        most = max_overlapping_tiles(self.tile, self.tile - self.overlap)
+        if most * FIXED_ONE >= 2 ** 31:
+            raise UsageError(f"--overlap {self.overlap} with --tile {self.tile} stacks up to {most} tiles "
+                             f"on a pixel; keep it below {2 ** 31 // FIXED_ONE}")
+
+
+def _format_list(value: Any) -> Any:
+    """``cog,zarr`` (or a list) as a tuple of lower-case names."""
+    if isinstance(value, str):
+        value = value.split(",")
+    if isinstance(value, (list, tuple)):
+        return tuple(str(v).strip().lower() for v in value if str(v).strip())
+    return value
+
+
+def _upper(value: Any) -> Any:
+    return value.upper() if isinstance(value, str) else value
+
+
+Formats = Annotated[tuple[Literal[FORMATS], ...], BeforeValidator(_format_list), Field(min_length=1)]
+UpperText = Annotated[str, BeforeValidator(_upper)]
+
+
+class TileFields(Options):
+    """How images are cut into tiles and blended back (predict and evaluate): unset tile and
+    overlap are the checkpoint's."""
+
+    tile: StrictInt | None = None
+    overlap: StrictInt | None = None
+    blend: Literal[BLENDS] = PredictSettings.blend
+    nodata: StrictFloat | None = None
+
+    def tiling(self, meta: CheckpointMeta) -> tuple[int, int]:
+        """Tile size and overlap: the ones given, else the checkpoint's."""
+        return (meta.tile.size if self.tile is None else self.tile,
+                meta.tile.overlap if self.overlap is None else self.overlap)
+
+
+class PredictOptions(TileFields, ComputeFields, SearchFields, RetryFields):
+    """``spectralmoe predict``'s options: scenes and/or a STAC search, outputs, tiling, compute."""
+
+    scenes: list[str] = []
+    out: Path
+    checkpoint: Path | None = None
+    bands: CommaText | None = None
+    format: Formats = PredictSettings.formats
+    probabilities: StrictBool = PredictSettings.probabilities
+    chunk: StrictInt = PredictSettings.chunk
+    deterministic: StrictBool | None = None
+    compress: UpperText = PredictSettings.compress
+    overview_resampling: UpperText = PredictSettings.overview_resampling
+    compile: StrictBool = False
+    scheduler: str | None = None
+    cluster: str | None = None
+    stac: str | None = None
+    force: StrictBool = PredictSettings.force
+
+    def settings(self, meta: CheckpointMeta) -> PredictSettings:
+        """The run's settings: what was given, the checkpoint's tiling where nothing was."""
+        tile, overlap = self.tiling(meta)
+        return PredictSettings(
+            bands=parse_band_list(self.bands) if self.bands else None, tile=tile, overlap=overlap,
+            blend=self.blend, nodata=self.nodata, probabilities=self.probabilities,
+            formats=self.format, chunk=self.chunk, force=self.force, compress=self.compress,
+            overview_resampling=self.overview_resampling)
