@@ -14,8 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from .errors import ConfigError
 
-METHODS = ("frozen", "rein", "depthforge", "lora", "spectralmoe")
-TOKEN_METHODS = ("rein", "depthforge", "spectralmoe")  # methods with learnable tokens to link
+METHODS = ("frozen", "rein", "depthforge", "lora", "adaptformer", "vpt", "set", "fada", "spectralmoe")
+TOKEN_METHODS = ("rein", "depthforge", "set", "fada", "spectralmoe")  # methods with learnable tokens to link
 
 
 class _Strict(BaseModel):
@@ -36,7 +36,8 @@ class BackboneConfig(_Strict):
 class PluginConfig(_Strict):
     """The trainable part between the frozen blocks; every hyper-parameter of DESIGN §3."""
 
-    method: Literal["frozen", "rein", "depthforge", "lora", "spectralmoe"] = "spectralmoe"
+    method: Literal["frozen", "rein", "depthforge", "lora", "adaptformer", "vpt", "set", "fada",
+                    "spectralmoe"] = "spectralmoe"
     num_experts: int = Field(6, ge=1)
     top_k: int = Field(1, ge=1)
     rank: int = Field(16, ge=1)
@@ -50,6 +51,10 @@ class PluginConfig(_Strict):
     link_queries: bool = True  # queries for a Mask2Former head; no effect with the light head
     query_dim: int = Field(256, ge=1)
     lora_alpha: float = Field(16.0, gt=0)
+    adapter_dim: int = Field(64, ge=1, description="AdaptFormer bottleneck width")
+    adapter_scale: float = Field(0.1, description="AdaptFormer scale s (its start when learnable)")
+    adapter_learnable_scale: bool = False
+    num_prompts: int = Field(150, ge=1, description="VPT-deep prompt tokens per block")
 
     @model_validator(mode="after")
     def _check(self) -> "PluginConfig":

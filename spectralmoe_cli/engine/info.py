@@ -77,8 +77,17 @@ def render(report: dict) -> str:
                   f"gating={plug['gating']}(p={plug['gating_norm']:g}) query_linking={plug['link_queries']}")
     elif plug["method"] in ("rein", "depthforge"):
         detail = f"tokens={plug['num_tokens']} rank={plug['rank']} query_linking={plug['link_queries']}"
+    elif plug["method"] in ("set", "fada"):
+        parts = "amplitude and phase" if plug["method"] == "set" else "low- and high-frequency"
+        detail = (f"{parts} tokens={plug['num_tokens']} rank={plug['rank']} each "
+                  f"query_linking={plug['link_queries']}")
     elif plug["method"] == "lora":
         detail = f"rank={plug['rank']} alpha={plug['lora_alpha']:g} on every qkv"
+    elif plug["method"] == "adaptformer":
+        scale = "learnable from " if plug["adapter_learnable_scale"] else ""
+        detail = f"bottleneck={plug['adapter_dim']} scale={scale}{plug['adapter_scale']:g} beside every MLP"
+    elif plug["method"] == "vpt":
+        detail = f"{plug['num_prompts']} prompt tokens per block (deep)"
     else:
         detail = "no plugin: head only"
     lines.append(f"plugin       {plug['method']}: {detail}")

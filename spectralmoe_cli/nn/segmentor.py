@@ -14,7 +14,8 @@ from torch import nn
 from .. import bands as band_registry
 from ..config import ModelConfig
 from ..errors import ConfigError
-from . import adapters, mask2former, moe  # noqa: F401  (register the plugins and heads)
+from . import adaptformer, adapters, fada, mask2former, moe, spectral_set, vpt  # noqa: F401
+# (importing them registers the plugins and heads)
 from .backbones import DepthEncoder, FrozenViT, get_spec
 from .heads import build_head
 from .plugin import build_plugin
@@ -84,11 +85,11 @@ class Segmentor(nn.Module):
             maps: dict[int, torch.Tensor] = {}
             aux = x.new_zeros((), dtype=torch.float32)
             for layer in range(vit.depth):
-                tokens = vit.block(layer, tokens, rope)
+                tokens = vit.block(layer, tokens, rope, self.plugin.prompts(layer, x.shape[0]))
                 depth = None
                 if depth_tokens is not None:
                     depth = depth_tokens[layer][:, depth_prefix:].to(tokens.dtype)
-                patches, loss = self.plugin(layer, tokens[:, prefix:], depth)
+                patches, loss = self.plugin(layer, tokens[:, prefix:], depth, grid)
                 tokens = torch.cat([tokens[:, :prefix], patches], dim=1)
                 aux = aux + loss
                 if layer in self.layers:
