@@ -1,4 +1,4 @@
-"""Train the five methods the same way on Potsdam crops, evaluate them on Vaihingen crops.
+"""Train the nine methods the same way on Potsdam crops, evaluate them on Vaihingen crops.
 
 The ISPRS Potsdam -> Vaihingen shift (RGB -> IRRG, other city) on the one crop of each in
 ../shared/data, cut into 128 px tiles, with the *tiny randomly initialised* backbones of the
@@ -25,7 +25,7 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data" / "mmseg_isprs_loveda_samples"
-METHODS = ("frozen", "rein", "depthforge", "lora", "spectralmoe")
+METHODS = ("frozen", "lora", "adaptformer", "vpt", "set", "fada", "rein", "depthforge", "spectralmoe")
 CLASSES = "\n".join(
     f'[[classes]]\nvalue = {i}\nname = "{name}"\ncolor = "{color}"' for i, (name, color) in enumerate([
         ("impervious_surface", "#ffffff"), ("building", "#0000ff"), ("low_vegetation", "#00ffff"),

@@ -19,19 +19,6 @@ from .plugin import Plugin, QueryLinker, register_plugin
 from .token_branch import TokenBranch
 
 
-def polar_parts(spectrum: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Amplitude and phase of a complex tensor; an exactly-zero bin gets 0 and 0 with zero gradient.
-
-    (``abs``/``angle`` have NaN gradients at 0, which a constant feature map produces.)
-    """
-    real, imag = spectrum.real, spectrum.imag
-    power = real * real + imag * imag
-    nonzero = power > 0
-    amplitude = torch.where(nonzero, torch.where(nonzero, power, 1.0).sqrt(), 0.0)
-    phase = torch.atan2(torch.where(nonzero, imag, 0.0), torch.where(nonzero, real, 1.0))
-    return amplitude, phase
-
-
 @register_plugin("set")
 class SET(Plugin):
     def __init__(self, cfg: PluginConfig, num_layers: int, dim: int) -> None:
@@ -46,13 +33,14 @@ class SET(Plugin):
         assert grid is not None, "SET needs the patch grid"
         batch, count, dim = patches.shape
         rows, cols = grid
-        # FFT in fp32 whatever the autocast dtype (half-precision FFTs need power-of-2 sizes)
-        feature_map = patches.float().view(batch, rows, cols, dim)
+        # FFT in at least fp32 whatever the autocast dtype (half-precision FFTs need power-of-2 sizes)
+        wide = torch.promote_types(patches.dtype, torch.float32)
+        feature_map = patches.to(wide).view(batch, rows, cols, dim)
         spectrum = torch.fft.rfft2(feature_map, dim=(1, 2), norm="ortho")  # [B, H, W//2+1, d]
         amplitude, phase = (part.reshape(batch, -1, dim).to(patches.dtype)
-                            for part in polar_parts(spectrum))
-        new_amplitude = self.amplitude(layer, amplitude).float()
-        new_phase = self.phase(layer, phase).float()
+                            for part in (spectrum.abs(), spectrum.angle()))
+        new_amplitude = self.amplitude(layer, amplitude).to(wide)
+        new_phase = self.phase(layer, phase).to(wide)
         recombined = torch.complex(new_amplitude * torch.cos(new_phase),
                                    new_amplitude * torch.sin(new_phase))
         update = torch.fft.irfft2(recombined.view(spectrum.shape), s=(rows, cols), dim=(1, 2),
