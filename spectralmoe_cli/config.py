@@ -49,6 +49,10 @@ class PluginConfig(_Strict):
     link_queries: bool = True  # queries for a Mask2Former head; no effect with the light head
     query_dim: int = Field(256, ge=1)
     lora_alpha: float = Field(16.0, gt=0)
+    adapter_dim: int = Field(64, ge=1, description="AdaptFormer bottleneck width")
+    adapter_scale: float = Field(0.1, description="AdaptFormer scale s (its start when learnable)")
+    adapter_learnable_scale: bool = False
+    num_prompts: int = Field(150, ge=1, description="VPT-deep prompt tokens per block")
 
     @model_validator(mode="after")
     def _check(self) -> "PluginConfig":

@@ -12,6 +12,10 @@ from helpers import assert_one_line_error, run_cli
 @pytest.mark.parametrize("model,plugin", [
     ("spectralmoe_dinov3_vitl16", 5_737_985),
     ("rein_dinov3_vitl16", 2_990_081),
+    ("adaptformer_dinov3_vitl16", 3_220_992),  # the paper: 3.22 M
+    ("vpt_dinov3_vitl16", 3_686_400),  # the paper: 3.69 M
+    ("set_dinov3_vitl16", 5_520_897),  # the paper: 6.13 M (README: why)
+    ("fada_dinov3_vitl16", 5_520_897),  # the paper: 11.65 M (README: why)
 ])
 def test_production_plugin_parameter_counts(model, plugin):
     result = run_cli("info", "--model", model, "--json")

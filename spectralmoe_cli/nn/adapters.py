@@ -49,7 +49,8 @@ class Rein(Plugin):
         self.linker = QueryLinker(dim, cfg.query_dim) if cfg.link_queries else None
 
     def forward(self, layer: int, patches: torch.Tensor,
-                depth: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+                depth: torch.Tensor | None,
+                grid: tuple[int, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         tokens = (self.tokens_a[layer] @ self.tokens_b[layer]).to(patches.dtype)
         keys = patches + depth if self.uses_depth_keys else patches
         delta = token_refine(patches, keys, tokens, self.mlp_token2feat)

@@ -174,9 +174,26 @@ class FrozenViT(nn.Module):
             x = vit.patch_drop(x)
         return vit.norm_pre(x), rope
 
-    def block(self, index: int, tokens: torch.Tensor, rope: torch.Tensor | None) -> torch.Tensor:
+    def block(self, index: int, tokens: torch.Tensor, rope: torch.Tensor | None,
+              prompts: torch.Tensor | None = None) -> torch.Tensor:
+        """Run block ``index``; ``prompts`` [B, P, d] join it as extra prefix tokens, then leave.
+
+        Prompts sit after the cls/register tokens and, like them, carry no position: under RoPE
+        they get the identity rotation (sin 0, cos 1), so every patch keeps its own rotation.
+        """
         blk = self.vit.blocks[index]
-        return blk(tokens, rope=rope) if self.is_rope else blk(tokens)
+        if prompts is None:
+            return blk(tokens, rope=rope) if self.is_rope else blk(tokens)
+        prefix, count = self.num_prefix_tokens, prompts.shape[1]
+        joined = torch.cat([tokens[:, :prefix], prompts.to(tokens.dtype), tokens[:, prefix:]], dim=1)
+        if self.is_rope:
+            sin, cos = rope.chunk(2, dim=-1)
+            identity = torch.cat([torch.zeros_like(sin[:1]), torch.ones_like(cos[:1])], dim=-1)
+            rope = torch.cat([identity.expand(*rope.shape[:-2], count, rope.shape[-1]), rope], dim=-2)
+            out = blk(joined, rope=rope)
+        else:
+            out = blk(joined)
+        return torch.cat([out[:, :prefix], out[:, prefix + count:]], dim=1)
 
     def grid(self, height: int, width: int) -> tuple[int, int]:
         return height // self.patch_size, width // self.patch_size

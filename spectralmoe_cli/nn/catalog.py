@@ -12,7 +12,7 @@ from typing import NoReturn
 
 from ..config import HeadConfig, ModelConfig, PluginConfig
 from ..errors import ConfigError
-from . import adapters, mask2former, moe  # noqa: F401  (they register the plugins and heads)
+from . import adapters, adaptformer, fada, mask2former, moe, spectral_set, vpt  # noqa: F401  (they register the plugins and heads)
 from .backbones import BACKBONES
 from .heads import HEADS, Head
 from .plugin import PLUGINS, Plugin

@@ -109,7 +109,8 @@ class SpectralMoE(Plugin):
         return self.experts_a[layer] @ self.experts_b[layer]
 
     def forward(self, layer: int, patches: torch.Tensor,
-                depth: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+                depth: torch.Tensor | None,
+                grid: tuple[int, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         assert depth is not None, "SpectralMoE needs the depth model's tokens"
         cfg = self.cfg
         batch, count, dim = patches.shape

@@ -1,8 +1,9 @@
 """The plugin interface every fine-tuning method implements, and their registry.
 
 A plugin refines the frozen visual model's patch tokens after every block (optionally reading the
-depth model's tokens of the same layer), may hook into the blocks themselves (LoRA), adds an
-auxiliary loss, and may offer learnable tokens as Mask2Former queries (query linking).
+depth model's tokens of the same layer), may hook into the blocks themselves (LoRA, AdaptFormer),
+may give a block extra tokens to attend with (VPT), adds an auxiliary loss, and may offer
+learnable tokens as Mask2Former queries (query linking).
 
 A method is one class decorated with ``@register_plugin(name, needs_depth=..., has_tokens=...)``;
 the decorator records its metadata on the class, where config checks and the engine read it.
@@ -39,9 +40,17 @@ class Plugin(nn.Module):
     def attach(self, vit: nn.Module) -> None:
         """Hook into the frozen blocks (only methods that modify them, such as LoRA)."""
 
+    def prompts(self, layer: int, batch: int) -> torch.Tensor | None:
+        """Extra tokens [B, P, d] that block ``layer`` attends with and drops after (VPT-deep)."""
+        return None
+
     def forward(self, layer: int, patches: torch.Tensor,
-                depth: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Refined patch tokens [B, N, d] after block ``layer`` and this layer's auxiliary loss."""
+                depth: torch.Tensor | None,
+                grid: tuple[int, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Refined patch tokens [B, N, d] after block ``layer`` and this layer's auxiliary loss.
+
+        ``grid`` is the (rows, columns) of the N patches, for methods that work on the feature map.
+        """
         return patches, patches.new_zeros(())
 
     def layer_tokens(self) -> torch.Tensor | None:

@@ -83,11 +83,11 @@ class Segmentor(nn.Module):
             maps: dict[int, torch.Tensor] = {}
             aux = x.new_zeros((), dtype=torch.float32)
             for layer in range(vit.depth):
-                tokens = vit.block(layer, tokens, rope)
+                tokens = vit.block(layer, tokens, rope, self.plugin.prompts(layer, x.shape[0]))
                 depth = None
                 if depth_tokens is not None:
                     depth = depth_tokens[layer][:, depth_prefix:].to(tokens.dtype)
-                patches, loss = self.plugin(layer, tokens[:, prefix:], depth)
+                patches, loss = self.plugin(layer, tokens[:, prefix:], depth, grid)
                 tokens = torch.cat([tokens[:, :prefix], patches], dim=1)
                 aux = aux + loss
                 if layer in self.layers:
