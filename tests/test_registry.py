@@ -35,14 +35,16 @@ def _config(method: str, depth: bool, head: str = "light") -> dict:
 
 
 def test_registries_list_every_method_head_and_backbone():
-    assert PLUGINS.names() == ["depthforge", "frozen", "lora", "rein", "spectralmoe"]
+    assert PLUGINS.names() == ["adaptformer", "depthforge", "fada", "frozen", "lora", "rein", "set",
+                              "spectralmoe", "vpt"]
     assert HEADS.names() == ["light", "mask2former"]
     for name in ("dinov2_vitl14", "dinov2_vitg14_reg4", "depth_anything_v2_vitl", "promptda_vits",
                  "dinov3_vitl16", "dinov3_vits16"):
         assert name in BACKBONES and BACKBONES.get(name).name == name
     assert {PLUGINS.get(n).method for n in PLUGINS.names()} == set(PLUGINS.names())
     assert [n for n in PLUGINS.names() if PLUGINS.get(n).needs_depth] == ["depthforge", "spectralmoe"]
-    assert [n for n in PLUGINS.names() if PLUGINS.get(n).has_tokens] == ["depthforge", "rein", "spectralmoe"]
+    assert [n for n in PLUGINS.names() if PLUGINS.get(n).has_tokens] == ["depthforge", "fada", "rein", "set",
+                                                                         "spectralmoe"]
     assert [n for n in HEADS.names() if HEADS.get(n).uses_queries] == ["mask2former"]
 
 

@@ -13,7 +13,7 @@ import torch
 
 from spectralmoe_cli.errors import WeightsError
 from spectralmoe_cli.nn.backbones import FrozenViT, get_spec, load_weights
-from spectralmoe_cli.weights import locate, read_state_dict
+from spectralmoe_cli.engine.runtime.weights import locate, read_state_dict
 
 transformers = pytest.importorskip("transformers", minversion="4.56")
 

@@ -13,7 +13,7 @@ from spectralmoe_cli.config import BackboneConfig, load_config
 from spectralmoe_cli.engine.runtime.models import build_model
 from spectralmoe_cli.errors import WeightsError
 from spectralmoe_cli.nn.backbones import DepthEncoder, FrozenViT, get_spec, load_weights
-from spectralmoe_cli.weights import locate, read_state_dict
+from spectralmoe_cli.engine.runtime.weights import locate, read_state_dict
 
 D, L, H = official.DIM, official.DEPTH, official.HEADS
 

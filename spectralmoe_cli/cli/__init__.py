@@ -22,7 +22,6 @@ from ..errors import EXIT_CODES, SpectralMoEError
 from . import evaluate, fetch, info, predict, stats, train
 
 EXIT_HELP = "Exit codes: " + "; ".join(f"{code} {text}" for code, text in EXIT_CODES.items()) + "."
-LOGGER = "spectralmoe_cli"  # the tree whose level -v/-q set (every module logs under __name__)
 
 app = typer.Typer(
     name="spectralmoe",
@@ -54,7 +53,7 @@ def _main(
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s",
                         datefmt="%Y-%m-%dT%H:%M:%S", stream=sys.stderr, force=True)
-    logging.getLogger(LOGGER).setLevel(level)
+    logging.getLogger("spectralmoe_cli").setLevel(level)  # every module logs under __name__
 
 
 def _help(command: Callable) -> str:

@@ -6,7 +6,7 @@ a resized patch unchanged) and their position grid resampled, exactly once, when
 The depth model is built with the visual model's patch size, so both token grids are identical for
 any input size; this is the clean form of the reference converter's bicubic 14->16 hack.
 
-Pure torch: state dicts in, modules out. Files are read by ``spectralmoe_cli.weights``.
+Pure torch: state dicts in, modules out. Files are read by ``spectralmoe_cli.engine.runtime.weights``.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from ...errors import CheckpointError
 from ...nn.backbones import FrozenViT, get_spec, load_weights
 from ...nn.catalog import PLUGINS, check_model_config
 from ...nn.segmentor import Segmentor
-from ...weights import locate, read_state_dict
+from .weights import locate, read_state_dict
 from .devices import pick_device
 from .inference import TileModel
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import WeightsError
+from ...errors import WeightsError
 
 
 def weights_dir() -> Path:
@@ -81,7 +81,7 @@ def _guess_format(path: Path, spec) -> str:
         return spec.weight_format
     from safetensors import safe_open
 
-    from .nn.transformers_layout import is_transformers_layout
+    from ...nn.transformers_layout import is_transformers_layout
     try:
         with safe_open(str(path), "pt") as handle:
             keys = set(handle.keys())
