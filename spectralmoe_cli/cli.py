@@ -366,6 +366,10 @@ def fetch(
 
 BANDS_HELP = ("The files' bands in file order, by name: red,green,blue for RGB PNGs, nir,red,green "
               "for IRRG, B04,B03,B02,B08 for a Sentinel-2 stack.")
+LABEL_FIELD_HELP = "Vector labels (DIR/labels.gpkg, .geojson, .shp...): the field with class names or values."
+BACKGROUND_HELP = "Vector labels: the class of pixels outside every polygon [default: ignored]."
+IMAGE_GLOB_HELP = "Pair files by name: images matching this pattern with one '*', e.g. '*_sat.jpg'."
+LABEL_GLOB_HELP = "With --image-glob: each image's label, its '*' replaced, e.g. '*_mask.png'."
 
 
 @app.command()
@@ -377,6 +381,8 @@ def stats(
     nodata: Optional[float] = typer.Option(None, "--nodata",
                                            help="A value marking invalid pixels in any band; "
                                                 "replaces the files' own nodata."),
+    image_glob: Optional[str] = typer.Option(None, "--image-glob", help=IMAGE_GLOB_HELP),
+    label_glob: Optional[str] = typer.Option(None, "--label-glob", help=LABEL_GLOB_HELP),
 ) -> None:
     """Per-band mean and std over the valid pixels of a folder: the normalisation statistics.
 
@@ -387,9 +393,10 @@ def stats(
         spectralmoe stats data/train --bands red,green,blue --json > stats.json
         spectralmoe train ... --stats stats.json
     """
+    from .engine.labelled.folders import LabelOptions
     from .engine.labelled.stats import folder_stats
 
-    result = folder_stats(source, bands, nodata)
+    result = folder_stats(source, bands, nodata, LabelOptions(image_glob=image_glob, label_glob=label_glob))
     typer.echo(json.dumps(result.to_json(), indent=2) if as_json else result.render())
 
 
@@ -428,6 +435,10 @@ def train(
     nodata: Optional[float] = typer.Option(None, "--nodata", help="A value marking invalid pixels "
                                                                   "(replaces the files' nodata)."),
     workers: int = typer.Option(2, "--workers", help="Data-loading processes (0: in the main process)."),
+    label_field: str = typer.Option("class", "--label-field", help=LABEL_FIELD_HELP),
+    background: Optional[str] = typer.Option(None, "--background", help=BACKGROUND_HELP),
+    image_glob: Optional[str] = typer.Option(None, "--image-glob", help=IMAGE_GLOB_HELP),
+    label_glob: Optional[str] = typer.Option(None, "--label-glob", help=LABEL_GLOB_HELP),
 ) -> None:
     """Fine-tune a model's plugin and head on labelled tiles; the backbones stay frozen.
 
@@ -451,6 +462,7 @@ def train(
     """
     import shlex
 
+    from .engine.labelled.folders import LabelOptions
     from .engine.train.command import train as run_training
     from .engine.train.plan import TrainOptions
 
@@ -460,7 +472,8 @@ def train(
         checkpoint_every=checkpoint_every, keep=keep, resume=resume, force=force, seed=seed,
         deterministic=deterministic, device=device, reduce_zero_label=reduce_zero_label,
         stats=stats_file, nodata=nodata, workers=workers,
-        command=shlex.join(["spectralmoe", *sys.argv[1:]])))
+        command=shlex.join(["spectralmoe", *sys.argv[1:]]),
+        labels=LabelOptions(label_field, background, image_glob, label_glob)))
     typer.echo(f"{out} has finished training; nothing to do" if final is None else str(final))
 
 
@@ -485,6 +498,10 @@ def evaluate(
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda:N."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Tiles per forward pass."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON instead of a table."),
+    label_field: str = typer.Option("class", "--label-field", help=LABEL_FIELD_HELP),
+    background: Optional[str] = typer.Option(None, "--background", help=BACKGROUND_HELP),
+    image_glob: Optional[str] = typer.Option(None, "--image-glob", help=IMAGE_GLOB_HELP),
+    label_glob: Optional[str] = typer.Option(None, "--label-glob", help=LABEL_GLOB_HELP),
 ) -> None:
     """Score a checkpoint on a labelled folder with the paper's metrics (mmseg IoUMetric).
 
@@ -498,12 +515,14 @@ def evaluate(
     from .bands import parse_band_list
     from .engine.evaluate.reports import render_table
     from .engine.evaluate.score import EvaluateOptions, check_min_miou, run_evaluate
+    from .engine.labelled.folders import LabelOptions
 
     metrics = run_evaluate(EvaluateOptions(
         checkpoint=checkpoint, source=source, out=out,
         bands=parse_band_list(bands) if bands else None, classes=classes,
         reduce_zero_label=reduce_zero_label, tile=tile, overlap=overlap, blend=blend,
-        nodata=nodata, device=device, batch_size=batch_size))
+        nodata=nodata, device=device, batch_size=batch_size,
+        labels=LabelOptions(label_field, background, image_glob, label_glob)))
     typer.echo(json.dumps(metrics.to_dict(), indent=2) if as_json else render_table(metrics))
     check_min_miou(metrics, min_miou)
 

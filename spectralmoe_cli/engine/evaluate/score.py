@@ -2,7 +2,8 @@
 
 Each image is predicted exactly as ``spectralmoe predict`` would (same grid, blending, nodata
 handling; seams and edges count), then one confusion matrix is pooled over every labelled pixel of
-the folder and scored with mmseg IoUMetric's definitions.
+the folder and scored with mmseg IoUMetric's definitions. Map and label are compared window by
+window (one store chunk at a time), so a scene-sized label raster is scored in bounded memory.
 """
 
 from __future__ import annotations
@@ -12,12 +13,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import rasterio
-
 from ...errors import ConfigError, InputDataError, PartialFailure
 from ...files import json_float
 from ..labelled.classes import ClassSpec, load_classes
-from ..labelled.folders import find_pairs, iter_labelled
+from ...io.rasters import open_raster
+from ..labelled.folders import LabelOptions, find_pairs, label_window, open_labelled
 from ..predict.scene import PredictSettings, ScenePredictor
 from ..runtime.models import load_tile_model
 from ..runtime.progress import Progress
@@ -42,6 +42,7 @@ class EvaluateOptions:
     device: str = "auto"
     batch_size: int | None = None
     deterministic: bool | None = None
+    labels: LabelOptions = LabelOptions()
 
 
 def _class_spec(opts: EvaluateOptions, meta) -> ClassSpec:
@@ -73,14 +74,15 @@ def run_evaluate(opts: EvaluateOptions) -> Metrics:
     tile_model = load_tile_model(opts.checkpoint, opts.device, opts.batch_size, opts.deterministic)
     meta = tile_model.meta
     spec = _class_spec(opts, meta)
-    pairs = find_pairs(opts.source)
-    if not pairs:
+    found = find_pairs(opts.source, opts.labels)
+    if not found:
         raise InputDataError(f"{opts.source} holds no image/label pairs")
     if opts.bands:
         band_count = len(opts.bands)
     else:
-        with rasterio.open(pairs[0][0]) as first:
+        with open_raster(found[0][0]) as first:
             band_count = first.count
+    pairs = open_labelled(opts.source, band_count, spec, opts.nodata, options=opts.labels)
     settings = PredictSettings(bands=opts.bands, tile=opts.tile or meta.tile.size,
                                overlap=meta.tile.overlap if opts.overlap is None else opts.overlap,
                                blend=opts.blend, nodata=opts.nodata, formats=("zarr",))
@@ -90,10 +92,11 @@ def run_evaluate(opts: EvaluateOptions) -> Metrics:
     with tempfile.TemporaryDirectory(prefix="spectralmoe-evaluate-") as work:
         predictor = ScenePredictor(meta, tile_model, settings, Path(work), progress)
         images = 0
-        for item in iter_labelled(opts.source, spec, band_count, opts.nodata):
-            matrix.update(predictor.class_map(str(item.image)), item.label)
+        for pair in pairs:
+            for window, predicted in predictor.class_blocks(str(pair.image)):
+                matrix.update(predicted, label_window(pair, spec, window))
             images += 1
-            log.info("%s: scored (%d/%d)", item.image.name, images, len(pairs))
+            log.info("%s: scored (%d/%d)", pair.image.name, images, len(pairs))
     metrics = compute_metrics(matrix, list(spec.names))
     if opts.out is not None:
         write_report(metrics, opts.out, extra={

@@ -15,7 +15,7 @@ from ...bands import Band, parse_band_list, reorder, resolve_all
 from ...config import ModelConfig, load_config
 from ...errors import UsageError
 from ..labelled.classes import ClassSpec, load_classes
-from ..labelled.folders import Pair, manifest, open_labelled
+from ..labelled.folders import LabelOptions, Pair, manifest, open_labelled
 from ..labelled.stats import compute_stats, load_stats
 from .optim import WEIGHT_DECAY
 from .run_dir import RunDir
@@ -46,6 +46,7 @@ class TrainOptions:
     nodata: float | None = None
     workers: int = 2
     command: str = ""
+    labels: LabelOptions = LabelOptions()
 
     def check(self) -> None:
         for name, low in (("steps", 1), ("batch_size", 1), ("crop", 16), ("accumulate", 1),
@@ -124,11 +125,14 @@ def plan_run(opts: TrainOptions, run: RunDir) -> Plan:
     if stored is not None and stored["recipe"]["model"]["name"] != cfg.name:
         raise UsageError(f"{run.root} is a run of model {stored['recipe']['model']['name']}, not "
                          f"{cfg.name}; resume it with its own options, or train into a new --out")
-    train_pairs = open_labelled(opts.train, len(file_bands), classes, opts.nodata)
-    val_pairs = open_labelled(opts.val, len(file_bands), classes, opts.nodata) if opts.val else []
+    train_pairs = open_labelled(opts.train, len(file_bands), classes, opts.nodata, options=opts.labels)
+    val_pairs = open_labelled(opts.val, len(file_bands), classes, opts.nodata,
+                              options=opts.labels) if opts.val else []
     data = {"train": manifest(train_pairs, _root(opts.train)),
             "val": manifest(val_pairs, _root(opts.val)) if opts.val else None}
     recipe = _recipe(opts, cfg, file_bands, classes, data)
+    if any(p.mode == "vector" for p in train_pairs + val_pairs):  # what the polygons were burnt as
+        recipe["vector_labels"] = {"field": opts.labels.field, "background": opts.labels.background}
     changed = _differences(stored["recipe"], recipe) if stored is not None else []
     mean, std = _normalisation(opts, stored, train_pairs, file_bands, model_bands, order)
     if stored is not None and (mean, std) != (stored["mean"], stored["std"]):
