@@ -262,7 +262,7 @@ def _class_numbers(vector: VectorFile, classes: ClassSpec) -> dict[str, int]:
             continue
         numbers[text] = IGNORE_INDEX if number is None else number
     if unknown:
-        raise InputDataError(f"{vector.path}: field {vector.field!r} value(s) {_names(unknown)} are "
+        raise InputDataError(f"{vector.path}: field {vector.field!r} value(s) {_names([repr(v) for v in unknown])} are "
                              f"not in the class file {classes.source} (classes "
                              f"{', '.join(classes.names)}); use class names, values or colours")
     return numbers
