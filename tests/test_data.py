@@ -13,7 +13,8 @@ from rasterio.windows import Window
 
 from spectralmoe_cli.bands import reorder, resolve_all
 from spectralmoe_cli.engine.labelled.classes import load_classes
-from spectralmoe_cli.engine.labelled.folders import find_pairs, iter_labelled, open_labelled
+from spectralmoe_cli.engine.labelled.folders import iter_labelled, open_labelled
+from spectralmoe_cli.engine.labelled.pairs import find_pairs
 from spectralmoe_cli.engine.train.plan import model_band_order
 from spectralmoe_cli.engine.train.samples import CropDataset, SampleReader
 from spectralmoe_cli.errors import ConfigError, InputDataError

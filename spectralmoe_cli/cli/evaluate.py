@@ -46,6 +46,10 @@ def evaluate(
     as_json: Optional[bool] = opt.as_json("Print the metrics as JSON instead of a table."),
     device: Optional[str] = opt.device(S),
     batch_size: Optional[int] = opt.batch_size(S),
+    label_field: Optional[str] = opt.label_field(S),
+    background: Optional[str] = opt.background(S),
+    image_glob: Optional[str] = opt.image_glob(S),
+    label_glob: Optional[str] = opt.label_glob(S),
     config: Optional[Path] = opt.config(),
 ) -> None:
     """Score a checkpoint on a labelled folder with the paper's metrics (mmseg IoUMetric).

@@ -157,3 +157,28 @@ def timeout(schema: type[BaseModel]) -> Any:
     return option(schema, "timeout", "--timeout", help="Seconds per HTTP request (at least 1).",
                   panel=NETWORK)
 
+
+
+def label_field(schema: type[BaseModel]) -> Any:
+    return option(schema, "label_field", "--label-field", panel=LABELS,
+                  help="Vector labels (DIR/labels.gpkg, .geojson, .shp...): the field holding class "
+                       "names or values.")
+
+
+def background(schema: type[BaseModel]) -> Any:
+    return option(schema, "background", "--background", panel=LABELS, default="ignored",
+                  help="Vector labels: the class (name or value) of pixels outside every polygon.")
+
+
+def image_glob(schema: type[BaseModel] | None = None) -> Any:
+    help = "Pair files by name: images matching this pattern with one '*', e.g. '*_sat.jpg'."
+    if schema is None:
+        return typer.Option(None, "--image-glob", help=help, rich_help_panel=LABELS)
+    return option(schema, "image_glob", "--image-glob", panel=LABELS, help=help)
+
+
+def label_glob(schema: type[BaseModel] | None = None) -> Any:
+    help = "With --image-glob: each image's label, its '*' replaced, e.g. '*_mask.png'."
+    if schema is None:
+        return typer.Option(None, "--label-glob", help=help, rich_help_panel=LABELS)
+    return option(schema, "label_glob", "--label-glob", panel=LABELS, help=help)

@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 
+from . import options as opt
 from .options import BANDS_HELP
 
 
@@ -19,6 +20,8 @@ def stats(
     nodata: Optional[float] = typer.Option(None, "--nodata",
                                            help="A value marking invalid pixels in any band; "
                                                 "replaces the files' own nodata."),
+    image_glob: Optional[str] = opt.image_glob(),
+    label_glob: Optional[str] = opt.label_glob(),
 ) -> None:
     """Per-band mean and std over the valid pixels of a folder: the normalisation statistics.
 
@@ -29,7 +32,8 @@ def stats(
         spectralmoe stats data/train --bands red,green,blue --json > stats.json
         spectralmoe train ... --stats stats.json
     """
+    from ..engine.labelled.pairs import LabelOptions
     from ..engine.labelled.stats import folder_stats
 
-    result = folder_stats(source, bands, nodata)
+    result = folder_stats(source, bands, nodata, LabelOptions(image_glob=image_glob, label_glob=label_glob))
     typer.echo(json.dumps(result.to_json(), indent=2) if as_json else result.render())

@@ -68,6 +68,10 @@ def train(
         help="Deterministic kernels: bit-identical reruns and resumes on CPU."),
     workers: Optional[int] = opt.option(S, "workers", "--workers", panel=opt.COMPUTE,
                                         help="Data-loading processes (0: in the main process)."),
+    label_field: Optional[str] = opt.label_field(S),
+    background: Optional[str] = opt.background(S),
+    image_glob: Optional[str] = opt.image_glob(S),
+    label_glob: Optional[str] = opt.label_glob(S),
     config: Optional[Path] = opt.config(),
 ) -> None:
     """Fine-tune a model's plugin and head on labelled tiles; the backbones stay frozen.

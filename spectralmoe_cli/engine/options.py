@@ -21,6 +21,7 @@ from ..net import RetryPolicy
 
 if TYPE_CHECKING:
     from ..stac import SearchRequest
+    from .labelled.pairs import LabelOptions
 
 _DEFAULT_POLICY = RetryPolicy()
 
@@ -84,3 +85,18 @@ def no_match(request: SearchRequest) -> str:
     cloud = "" if request.max_cloud is None else f", eo:cloud_cover <= {request.max_cloud:g}"
     return (f"no item of collection {request.collection!r} matches the AOI and datetime "
             f"{request.datetime}{cloud}")
+
+
+class LabelFields(Options):
+    """How labels are found and read beyond ``images/`` + ``labels/``: the class field and
+    background of vector labels, and name patterns pairing images with labels."""
+
+    label_field: str = "class"
+    background: str | None = None
+    image_glob: str | None = None
+    label_glob: str | None = None
+
+    def label_options(self) -> LabelOptions:
+        from .labelled.pairs import LabelOptions  # numpy and rasterio: only for a run
+
+        return LabelOptions(self.label_field, self.background, self.image_glob, self.label_glob)

@@ -9,11 +9,11 @@ from pathlib import Path
 
 from pydantic import Field, StrictBool, StrictFloat
 
-from ..options import CommaText, ComputeFields
+from ..options import CommaText, ComputeFields, LabelFields
 from ..predict.settings import TileFields
 
 
-class EvaluateOptions(TileFields, ComputeFields):
+class EvaluateOptions(TileFields, ComputeFields, LabelFields):
     """A checkpoint, a labelled folder, how to read and tile it, and the quality bar."""
 
     checkpoint: Path

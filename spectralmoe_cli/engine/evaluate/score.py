@@ -2,7 +2,8 @@
 
 Each image is predicted exactly as ``spectralmoe predict`` would (same grid, blending, nodata
 handling; seams and edges count), then one confusion matrix is pooled over every labelled pixel of
-the folder and scored with mmseg IoUMetric's definitions.
+the folder and scored with mmseg IoUMetric's definitions. Map and label are compared window by
+window (one store chunk at a time), so a scene-sized label raster is scored in bounded memory.
 """
 
 from __future__ import annotations
@@ -12,15 +13,16 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import rasterio
-
 from ...bands import parse_band_list
 from ...errors import ConfigError, InputDataError, PartialFailure
 from ...files import json_float
+from ...io.rasters import open_raster
 from ..labelled.classes import ClassSpec, load_classes
-from ..labelled.folders import find_pairs, iter_labelled
+from ..labelled.folders import label_window, open_labelled
+from ..labelled.pairs import find_pairs
 from ..predict.scene import ScenePredictor
 from ..predict.settings import PredictSettings
+from ..runtime.memory import release_large_buffers
 from ..runtime.models import load_tile_model
 from ..runtime.progress import Progress
 from .metrics import ConfusionMatrix, Metrics, compute_metrics
@@ -64,18 +66,21 @@ def min_miou_fraction(value: float) -> float:
 
 def run_evaluate(opts: EvaluateOptions) -> Metrics:
     """Score the folder (and write the report when ``out`` is given)."""
+    release_large_buffers()  # chunk-sized buffers go back to the system: memory stays flat
     tile_model = load_tile_model(opts.checkpoint, opts.device, opts.batch_size, opts.deterministic)
     meta = tile_model.meta
     spec = _class_spec(opts, meta)
-    pairs = find_pairs(opts.source)
-    if not pairs:
+    labels = opts.label_options()
+    found = find_pairs(opts.source, labels)
+    if not found:
         raise InputDataError(f"{opts.source} holds no image/label pairs")
     bands = parse_band_list(opts.bands) if opts.bands else None
     if bands:
         band_count = len(bands)
     else:
-        with rasterio.open(pairs[0][0]) as first:
+        with open_raster(found[0][0]) as first:
             band_count = first.count
+    pairs = open_labelled(opts.source, band_count, spec, opts.nodata, options=labels)
     tile, overlap = opts.tiling(meta)
     settings = PredictSettings(bands=bands, tile=tile, overlap=overlap, blend=opts.blend,
                                nodata=opts.nodata, formats=("zarr",))
@@ -85,10 +90,11 @@ def run_evaluate(opts: EvaluateOptions) -> Metrics:
     with tempfile.TemporaryDirectory(prefix="spectralmoe-evaluate-") as work:
         predictor = ScenePredictor(meta, tile_model, settings, Path(work), progress)
         images = 0
-        for item in iter_labelled(opts.source, spec, band_count, opts.nodata):
-            matrix.update(predictor.class_map(str(item.image)), item.label)
+        for pair in pairs:
+            for window, predicted in predictor.class_blocks(str(pair.image)):
+                matrix.update(predicted, label_window(pair, spec, window))
             images += 1
-            log.info("%s: scored (%d/%d)", item.image.name, images, len(pairs))
+            log.info("%s: scored (%d/%d)", pair.image.name, images, len(pairs))
     metrics = compute_metrics(matrix, list(spec.names))
     if opts.out is not None:
         write_report(metrics, opts.out, extra={

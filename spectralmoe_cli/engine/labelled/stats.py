@@ -20,7 +20,7 @@ from ...bands import Band, parse_band_list, resolve_all
 from ...errors import InputDataError
 from ...io.pixels import band_nodata
 from ...io.rasters import block_windows, open_raster, read_physical
-from .folders import RASTER_SUFFIXES, find_pairs
+from .pairs import RASTER_SUFFIXES, LabelOptions, find_pairs
 
 
 class RunningMoments:
@@ -74,18 +74,19 @@ class BandStats:
         return "\n".join(lines)
 
 
-def image_files(source: str | Path) -> list[Path]:
-    """Images of a labelled folder (its images/), a pairs CSV, a plain folder, or one file."""
+def image_files(source: str | Path, options: LabelOptions = LabelOptions()) -> list[Path]:
+    """Images of a labelled folder (its images/, or those --image-glob pairs), a pairs CSV, a
+    plain folder, or one file."""
     source = Path(source)
     if source.is_file() and source.suffix.lower() != ".csv":
         return [source]
-    if source.is_dir() and not (source / "images").is_dir():
+    if source.is_dir() and not (source / "images").is_dir() and options.image_glob is None:
         files = sorted(p for p in source.iterdir() if p.is_file() and not p.name.startswith(".")
                        and p.suffix.lower() in RASTER_SUFFIXES)
         if not files:
             raise InputDataError(f"{source} holds no rasters ({', '.join(sorted(RASTER_SUFFIXES))})")
         return files
-    return [image for image, _ in find_pairs(source)]
+    return [image for image, _ in find_pairs(source, options)]
 
 
 def compute_stats(files: list[Path], bands: list[Band], nodata: float | None = None,
@@ -131,6 +132,7 @@ def load_stats(path: str | Path, bands: list[Band]) -> tuple[list[float], list[f
     return mean, std
 
 
-def folder_stats(source: str | Path, band_list: str, nodata: float | None = None) -> BandStats:
+def folder_stats(source: str | Path, band_list: str, nodata: float | None = None,
+                 options: LabelOptions = LabelOptions()) -> BandStats:
     """What ``spectralmoe stats`` reports for a source and a ``--bands`` list."""
-    return compute_stats(image_files(source), resolve_all(parse_band_list(band_list)), nodata)
+    return compute_stats(image_files(source, options), resolve_all(parse_band_list(band_list)), nodata)

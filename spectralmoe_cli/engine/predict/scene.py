@@ -17,8 +17,10 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
+from rasterio.windows import Window
 
 from ... import __version__
 from ...checkpoint import CheckpointMeta
@@ -27,6 +29,7 @@ from ...files import discard_partials, exclusive_lock, json_float, rename_into_p
 from ...io import zarr_store
 from ...io.cog import write_class_cog
 from ...io.quicklook import write_quicklook
+from ...io.rasters import block_windows
 from ...io.scene import Scene
 from ...io.stac_item import build_item, write_item
 from ...io.tiling import Grid
@@ -111,20 +114,26 @@ class ScenePredictor:
             result.error, result.exit_code = f"internal error: {type(exc).__name__}: {exc}", 1
         return result
 
-    def class_map(self, source: str) -> np.ndarray:
-        """The class map of one scene through the same tiled engine, as an array (for evaluate).
+    def class_blocks(self, source: str) -> Iterator[tuple[Window, np.ndarray]]:
+        """The class map of one scene through the same tiled engine, block by block (for evaluate).
 
-        The store is written to the output folder and removed again; nothing else is produced.
+        The map is written to a store in the output folder, read back one store chunk at a time
+        (memory stays flat in scene size, as predict's) and removed; nothing else is produced.
         """
         scene = open_source(source, self.meta).with_nodata(self.settings.nodata)
         band_index = model_band_indices(scene, self.settings.bands, self.meta)
         paths = self._paths(output_name(scene, self.meta, self.settings, band_index))
         for key in ("partial", "spill"):
             _remove(paths[key])
-        self._fill_store(scene, band_index, paths, SceneResult(scene=source, status="failed"))
-        classes = np.asarray(zarr_store.open_store(paths["partial"])["classes"][:])
-        _remove(paths["partial"])
-        return classes
+        try:
+            self._fill_store(scene, band_index, paths, SceneResult(scene=source, status="failed"))
+            classes = zarr_store.open_store(paths["partial"])["classes"]
+            for window in block_windows(scene.width, scene.height, classes.chunks[0]):
+                rows, cols = window.toslices()
+                yield window, np.asarray(classes[rows, cols])
+        finally:
+            _remove(paths["partial"])
+            _remove(paths["spill"])
 
     def _paths(self, name: str) -> dict[str, Path]:
         out = self.out_dir

@@ -12,10 +12,10 @@ from pathlib import Path
 from pydantic import Field, StrictBool, StrictFloat, StrictInt
 
 from ...errors import UsageError
-from ..options import CommaText, DeviceField
+from ..options import CommaText, DeviceField, LabelFields
 
 
-class TrainOptions(DeviceField):
+class TrainOptions(DeviceField, LabelFields):
     """A training run: model, labelled data, classes, run directory, schedule and seed."""
 
     model: str

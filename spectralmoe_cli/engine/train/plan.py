@@ -88,11 +88,14 @@ def plan_run(opts: TrainOptions, run: RunDir) -> Plan:
     if stored is not None and stored["recipe"]["model"]["name"] != cfg.name:
         raise UsageError(f"{run.root} is a run of model {stored['recipe']['model']['name']}, not "
                          f"{cfg.name}; resume it with its own options, or train into a new --out")
-    train_pairs = open_labelled(opts.train, len(file_bands), classes, opts.nodata)
-    val_pairs = open_labelled(opts.val, len(file_bands), classes, opts.nodata) if opts.val else []
+    train_pairs = open_labelled(opts.train, len(file_bands), classes, opts.nodata, options=opts.label_options())
+    val_pairs = open_labelled(opts.val, len(file_bands), classes, opts.nodata,
+                              options=opts.label_options()) if opts.val else []
     data = {"train": manifest(train_pairs, _root(opts.train)),
             "val": manifest(val_pairs, _root(opts.val)) if opts.val else None}
     recipe = _recipe(opts, cfg, file_bands, classes, data)
+    if any(p.mode == "vector" for p in train_pairs + val_pairs):  # what the polygons were burnt as
+        recipe["vector_labels"] = {"field": opts.label_field, "background": opts.background}
     changed = _differences(stored["recipe"], recipe) if stored is not None else []
     mean, std = _normalisation(opts, stored, train_pairs, file_bands, model_bands, order)
     if stored is not None and (mean, std) != (stored["mean"], stored["std"]):
