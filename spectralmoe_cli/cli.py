@@ -119,6 +119,15 @@ def _pick(given, config: dict, key: str, default):
     return given if given is not None else config.pop(key, default)
 
 
+def _masked_text(results: list[dict]) -> str:
+    """``masked 12.3% (clouds etc.); `` for the summary line, when a mask applied."""
+    fractions = [r["masked_fraction"] for r in results if r.get("masked_fraction") is not None]
+    if not fractions:
+        return ""
+    return f"masked {100 * max(fractions):.1f}% at most; " if len(fractions) > 1 \
+        else f"masked {100 * fractions[0]:.1f}%; "
+
+
 @app.command()
 def predict(
     scenes: Optional[list[str]] = typer.Argument(None, help="Scenes: GeoTIFF/COG/VRT/any GDAL raster, Zarr "
@@ -177,6 +186,14 @@ def predict(
                                                   help="Seconds before the first retry, doubled each time "
                                                        "[default: 1]."),
     timeout: Optional[float] = typer.Option(None, "--timeout", min=1, help="Seconds per HTTP request [default: 30]."),
+    mask: Optional[str] = typer.Option(None, "--mask", help="auto | none | scl[:V,..] | qa_pixel[:BIT,..] | "
+                                       "band:NAME[:V,..] | FILE[:V,..]: pixels to leave out (255). auto: "
+                                       "an item's SCL (0,1,3,8,9,10) or QA_PIXEL clouds [default: auto]."),
+    tta: Optional[str] = typer.Option(None, "--tta", help="Test-time augmentation: none | flip (3 passes) | "
+                                      "d4 (8 passes) [default: none]."),
+    allow_local_assets: Optional[bool] = typer.Option(None, "--allow-local-assets",
+                                                      help="Let items from a catalog on the network "
+                                                           "name local files (an on-premise catalog)."),
     config: Optional[Path] = typer.Option(None, "--config", help="TOML/YAML file with defaults for these options."),
     force: bool = typer.Option(False, "--force", help="Recompute outputs that already exist."),
     as_json: bool = typer.Option(False, "--json", help="Print the run summary as JSON on stdout."),
@@ -209,6 +226,7 @@ def predict(
     from .engine.predict.scene import PredictSettings
     from .engine.predict.sources import scene_sources, stac_options
     from .errors import ConfigError
+    from .io.masks import parse_mask
     from .net import RetryPolicy
 
     conf = _config_defaults(config)
@@ -229,6 +247,8 @@ def predict(
         force=force or bool(conf.pop("force", False)),
         compress=str(_pick(compress, conf, "compress", "DEFLATE")).upper(),
         overview_resampling=str(_pick(overview_resampling, conf, "overview_resampling", "MODE")).upper(),
+        mask=parse_mask(_pick(mask, conf, "mask", None)),
+        tta=str(_pick(tta, conf, "tta", "none")).lower(),
     )
     run_device = str(_pick(device, conf, "device", "auto"))
     run_batch = _pick(batch_size, conf, "batch_size", None)
@@ -245,7 +265,8 @@ def predict(
         _pick(stac, conf, "stac", None), _pick(collection, conf, "collection", None),
         _pick(bbox, conf, "bbox", None), _pick(intersects, conf, "intersects", None),
         _pick(datetime_range, conf, "datetime", None), _pick(max_cloud, conf, "max_cloud", None),
-        _pick(max_items, conf, "max_items", None), policy)
+        _pick(max_items, conf, "max_items", None), policy,
+        bool(_pick(allow_local_assets, conf, "allow_local_assets", False)))
     if conf:
         raise ConfigError(f"--config {config}: unknown option(s) {', '.join(sorted(conf))}")
     sources = scene_sources(scenes or [], stac_opts, settings.bands, meta)
@@ -267,7 +288,7 @@ def predict(
             f"({summary['mpix_per_s'] or 0:.2f} Mpix/s), peak RSS {summary['peak_rss_mb']:.0f} MB; "
             f"read/infer/write {summary['time_split_s']['read']:.1f}/"
             f"{summary['time_split_s']['infer']:.1f}/{summary['time_split_s']['write']:.1f} s; "
-            f"summary: {summary['summary_file']}", err=True)
+            f"{_masked_text(summary['results'])}summary: {summary['summary_file']}", err=True)
     if error is not None:
         raise error
 

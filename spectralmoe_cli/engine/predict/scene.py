@@ -26,12 +26,14 @@ from ...errors import SpectralMoEError, UsageError
 from ...files import exclusive_lock, json_float
 from ...io import zarr_store
 from ...io.cog import COMPRESSIONS, OVERVIEW_RESAMPLINGS, write_class_cog
+from ...io.masks import MaskSpec
 from ...io.quicklook import write_quicklook
 from ...io.scene import Scene
 from ...io.stac_item import build_item, write_item
 from ...io.tiling import BLENDS, FIXED_ONE, Grid, max_overlapping_tiles
 from ..runtime.inference import TileModel
 from ..runtime.progress import Progress
+from ..runtime.tta import TTAS
 from .bands import model_band_indices
 from .chunks import SceneJob, exchange_spills, finish_chunk, infer_chunk, read_chunk, write_chunk
 from .sources import StacSource, open_source
@@ -55,6 +57,8 @@ class PredictSettings:
     force: bool = False
     compress: str = "DEFLATE"
     overview_resampling: str = "MODE"
+    mask: MaskSpec = field(default_factory=MaskSpec)
+    tta: str = "none"
 
     def validate(self) -> None:
         if self.tile < 16:
@@ -73,6 +77,8 @@ class PredictSettings:
         if self.overview_resampling not in OVERVIEW_RESAMPLINGS:
             raise UsageError(f"--overview-resampling must be one of {', '.join(OVERVIEW_RESAMPLINGS)}"
                              f" (class maps are never averaged)")
+        if self.tta not in TTAS:
+            raise UsageError(f"--tta must be one of {', '.join(TTAS)}")
         most = max_overlapping_tiles(self.tile, self.tile - self.overlap)
         if most * FIXED_ONE >= 2 ** 31:
             raise UsageError(f"--overlap {self.overlap} with --tile {self.tile} stacks up to {most} tiles "
@@ -93,6 +99,7 @@ class SceneResult:
     workers: dict[str, dict] = field(default_factory=dict)
     error: str | None = None
     exit_code: int | None = None
+    masked_fraction: float | None = None  # share of the map's pixels the mask removed
 
 
 def output_name(scene: Scene, meta: CheckpointMeta, settings: PredictSettings,
@@ -115,6 +122,10 @@ def output_name(scene: Scene, meta: CheckpointMeta, settings: PredictSettings,
         "overlap": settings.overlap, "blend": settings.blend, "bands": band_index,
         "nodata": settings.nodata, "probabilities": settings.probabilities,
     }
+    if scene.mask is not None:  # left out without a mask: today's names stay as they are
+        key["mask"] = list(scene.mask.identity)
+    if settings.tta != "none":
+        key["tta"] = settings.tta
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:8]
     stem = scene.origin.name if scene.origin else (source.name.split(".")[0] or "scene")
     return f"{stem}_{meta.model.name}_{digest}"
@@ -155,7 +166,7 @@ class ScenePredictor:
 
         The store is written to the output folder and removed again; nothing else is produced.
         """
-        scene = open_source(source, self.meta).with_nodata(self.settings.nodata)
+        scene = open_source(source, self.meta, self.settings.mask).with_nodata(self.settings.nodata)
         band_index = model_band_indices(scene, self.settings.bands, self.meta)
         paths = self._paths(output_name(scene, self.meta, self.settings, band_index))
         for key in ("partial", "spill"):
@@ -174,7 +185,7 @@ class ScenePredictor:
 
     def _run(self, source: str | StacSource, result: SceneResult) -> None:
         settings = self.settings
-        scene = open_source(source, self.meta)
+        scene = open_source(source, self.meta, settings.mask)
         if scene is None:
             result.status = "skipped"
             return
@@ -198,6 +209,7 @@ class ScenePredictor:
             if not paths["zarr"].exists():
                 if not zarr_store.is_finalized(paths["partial"]):  # else: killed just before the rename
                     self._fill_store(scene, band_index, paths, result, source)
+                    zarr_store.settle_masked_fraction(paths["partial"])
                     zarr_store.finalize_store(paths["partial"])
                 os.replace(paths["partial"], paths["zarr"])
             self._derive_outputs(scene, name, str(source), paths, result)
@@ -223,11 +235,14 @@ class ScenePredictor:
                 {"spectralmoe:chunk": chunk, "spectralmoe:source": scene.source,
                  "spectralmoe:checkpoint_hash": self.meta.content_hash,
                  "classes": [c.model_dump() for c in self.meta.classes]})
+            if scene.mask is not None:
+                zarr_store.add_masked_table(zarr_store.open_store(store))
         job = SceneJob(source=scene.source, band_index=tuple(band_index), nodata=s.nodata,
                        height=scene.height, width=scene.width, tile=s.tile, stride=grid.stride,
                        chunk=chunk, blend=s.blend, probabilities=s.probabilities,
                        num_classes=len(self.meta.classes), store=str(store),
-                       spill_dir=str(paths["spill"]), opener=opener or scene.source)
+                       spill_dir=str(paths["spill"]), opener=opener or scene.source,
+                       mask=s.mask if scene.mask is not None else None)
         group = zarr_store.open_store(store)
         chunks = grid.chunks(chunk)
         todo = [c for c in chunks if not zarr_store.chunk_done(group, *c)]
@@ -291,10 +306,18 @@ class ScenePredictor:
         settings = {k: v for k, v in asdict(self.settings).items()
                     if k in ("tile", "overlap", "blend", "probabilities")}
         settings["nodata"] = json_float(self.settings.nodata)
+        extra = {}
+        if self.settings.tta != "none":
+            settings["tta"] = self.settings.tta
+        if scene.mask is not None:
+            settings["mask"] = {"source": scene.mask.label, "invalid": scene.mask.rule.describe()}
+            result.masked_fraction = zarr_store.masked_fraction(paths["zarr"])
+            extra[zarr_store.MASKED_FRACTION] = result.masked_fraction
         item = build_item(name, source, scene.crs, scene.transform, scene.height, scene.width,
                           classes, assets, {"name": self.meta.model.name,
                                             "checkpoint_hash": self.meta.content_hash},
-                          settings, __version__, scene.origin.href if scene.origin else None)
+                          settings, __version__, scene.origin.href if scene.origin else None,
+                          extra)
         write_item(item, paths["item"])
         if "zarr" not in formats:
             _remove(paths["zarr"])
