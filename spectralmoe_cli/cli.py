@@ -138,7 +138,12 @@ def predict(
     bands: Optional[str] = typer.Option(None, "--bands", "-b",
                                         help="The scene's bands in file order, e.g. B4,B3,B2,B8 or red,green,blue,nir "
                                              "[default: the file's band descriptions]."),
-    formats: Optional[str] = typer.Option(None, "--format", help="Comma list of cog,zarr [default: cog,zarr]."),
+    formats: Optional[str] = typer.Option(None, "--format", help="Comma list of cog,zarr,gpkg (gpkg: class "
+                                          "polygons merged across chunks) [default: cog,zarr]."),
+    min_area: Optional[float] = typer.Option(None, "--min-area", min=0, help="Polygons: drop those smaller "
+                                             "than this (squared map units, m²) [default: 0]."),
+    simplify: Optional[float] = typer.Option(None, "--simplify", min=0, help="Polygons: simplify with this "
+                                             "tolerance (map units), keeping each valid [default: 0]."),
     probabilities: Optional[bool] = typer.Option(None, "--probabilities/--no-probabilities",
                                                  help="Also store blended class probabilities (uint8 x250) "
                                                       "in the Zarr."),
@@ -249,6 +254,8 @@ def predict(
         overview_resampling=str(_pick(overview_resampling, conf, "overview_resampling", "MODE")).upper(),
         mask=parse_mask(_pick(mask, conf, "mask", None)),
         tta=str(_pick(tta, conf, "tta", "none")).lower(),
+        min_area=float(_pick(min_area, conf, "min_area", 0.0)),
+        simplify=float(_pick(simplify, conf, "simplify", 0.0)),
     )
     run_device = str(_pick(device, conf, "device", "auto"))
     run_batch = _pick(batch_size, conf, "batch_size", None)

@@ -247,3 +247,58 @@ def test_tta_d4_is_deterministic_over_chunks_and_named_apart(tmp_path):
     assert item["properties"]["spectralmoe:settings"]["tta"] == "d4"
     bad = predict(ckpt, tmp_path / "d", scene, *base, "--tta", "d8")
     assert_one_line_error(bad, 2, "--tta")
+
+
+# --- polygons --------------------------------------------------------------------------------
+
+def read_polygons(path: Path) -> list[tuple[int, str, float, bytes]]:
+    import pyogrio.raw
+
+    meta, _, geometry, fields = pyogrio.raw.read(str(path))
+    assert list(meta["fields"]) == ["class", "name", "area_m2"]
+    return sorted(zip(fields[0].tolist(), fields[1].tolist(), fields[2].tolist(),
+                      [bytes(g) for g in geometry]))
+
+
+@pytest.mark.slow
+def test_polygons_match_the_raster_and_do_not_depend_on_the_chunks(tmp_path):
+    import shapely
+
+    ckpt = make_checkpoint(tmp_path / "m.safetensors", class_names=["water", "trees", "roofs"],
+                           mean=128.0, std=30.0)
+    rng = np.random.default_rng(8)
+    yy, xx = np.mgrid[0:110, 0:130]
+    smooth = np.stack([128 + 100 * np.sin(yy / (6.0 + b)) * np.cos(xx / (9.0 - b))
+                       for b in range(4)])
+    data = (smooth + rng.normal(0, 10, (4, 110, 130))).clip(1, 255).astype(np.uint8)
+    data[:, 60:75, 20:50] = 0
+    scene = write_geotiff(tmp_path / "scene.tif", data, nodata=0,
+                          transform=rasterio.Affine(2.0, 0.0, 600000.0, 0.0, -2.0, 5100000.0))
+    base = ["--bands", ",".join(BANDS), "--tile", "32", "--overlap", "8", "--format", "cog,gpkg"]
+    chunked = only_result(predict(ckpt, tmp_path / "a", scene, *base, "--chunk", "72"))
+    whole = only_result(predict(ckpt, tmp_path / "b", scene, *base, "--chunk", "400"))
+    classes = read_cog(chunked)
+    np.testing.assert_array_equal(classes, read_cog(whole))
+    polygons = read_polygons(chunked["outputs"]["gpkg"])
+    assert polygons == read_polygons(whole["outputs"]["gpkg"])  # no seam: same polygons
+    with rasterio.open(chunked["outputs"]["cog"]) as cog:
+        assert cog.crs.to_epsg() == 32632
+    for value, name in enumerate(["water", "trees", "roofs"]):
+        raster_area = (classes == value).sum() * 4.0
+        mine = [p for p in polygons if p[0] == value]
+        assert all(p[1] == name for p in mine)
+        geoms = [shapely.from_wkb(p[3]) for p in mine]
+        assert sum(g.area for g in geoms) == pytest.approx(raster_area, rel=0.01)
+        assert sum(p[2] for p in mine) == pytest.approx(raster_area, rel=1e-9)
+        assert all(g.is_valid and g.geom_type == "Polygon" for g in geoms)
+    assert len({p[0] for p in polygons}) >= 2 and all(p[0] != 255 for p in polygons)
+    item = json.loads(Path(chunked["outputs"]["item"]).read_text())
+    assert item["assets"]["polygons_gpkg"]["href"] == f"./{Path(chunked['outputs']['gpkg']).name}"
+
+    small = min(p[2] for p in polygons)
+    pruned = only_result(predict(ckpt, tmp_path / "c", scene, *base, "--min-area", str(small + 1),
+                                 "--simplify", "3"))
+    kept = read_polygons(pruned["outputs"]["gpkg"])
+    assert pruned["name"] != chunked["name"]
+    assert 0 < len(kept) < len(polygons) and min(p[2] for p in kept) > small
+    assert all(shapely.from_wkb(p[3]).is_valid for p in kept)

@@ -83,6 +83,10 @@ def build_item(name: str, source: str, crs: CRS | None, transform: Affine, heigh
             asset.update({"type": "application/vnd+zarr", "roles": ["data"],
                           "title": "classes (and probabilities) as Zarr",
                           "classification:classes": classification})
+        elif key.startswith("polygons_"):
+            asset.update({"type": "application/geopackage+sqlite3", "roles": ["data"],
+                          "title": "class polygons (class, name, area_m2)",
+                          "classification:classes": classification})
         elif key == "quicklook":
             asset.update({"type": "image/png", "roles": ["thumbnail", "overview"],
                           "title": "quicklook with legend"})

@@ -30,6 +30,7 @@ from ...io.masks import MaskSpec
 from ...io.quicklook import write_quicklook
 from ...io.scene import Scene
 from ...io.stac_item import build_item, write_item
+from ...io.vectors import VECTOR_FORMATS, write_class_polygons
 from ...io.tiling import BLENDS, FIXED_ONE, Grid, max_overlapping_tiles
 from ..runtime.inference import TileModel
 from ..runtime.progress import Progress
@@ -39,7 +40,8 @@ from .chunks import SceneJob, exchange_spills, finish_chunk, infer_chunk, read_c
 from .sources import StacSource, open_source
 
 log = logging.getLogger("spectralmoe.predict")
-FORMATS = ("cog", "zarr")
+DEFAULT_FORMATS = ("cog", "zarr")
+FORMATS = (*DEFAULT_FORMATS, *VECTOR_FORMATS)
 
 
 @dataclass
@@ -52,13 +54,15 @@ class PredictSettings:
     blend: str = "hann"
     nodata: float | None = None
     probabilities: bool = False
-    formats: tuple[str, ...] = FORMATS
+    formats: tuple[str, ...] = DEFAULT_FORMATS
     chunk: int = 2048
     force: bool = False
     compress: str = "DEFLATE"
     overview_resampling: str = "MODE"
     mask: MaskSpec = field(default_factory=MaskSpec)
     tta: str = "none"
+    min_area: float = 0.0  # polygons: drop smaller ones (squared map units)
+    simplify: float = 0.0  # polygons: simplification tolerance (map units)
 
     def validate(self) -> None:
         if self.tile < 16:
@@ -77,6 +81,8 @@ class PredictSettings:
         if self.overview_resampling not in OVERVIEW_RESAMPLINGS:
             raise UsageError(f"--overview-resampling must be one of {', '.join(OVERVIEW_RESAMPLINGS)}"
                              f" (class maps are never averaged)")
+        if self.min_area < 0 or self.simplify < 0:
+            raise UsageError("--min-area and --simplify must be >= 0")
         if self.tta not in TTAS:
             raise UsageError(f"--tta must be one of {', '.join(TTAS)}")
         most = max_overlapping_tiles(self.tile, self.tile - self.overlap)
@@ -126,6 +132,8 @@ def output_name(scene: Scene, meta: CheckpointMeta, settings: PredictSettings,
         key["mask"] = list(scene.mask.identity)
     if settings.tta != "none":
         key["tta"] = settings.tta
+    if set(settings.formats) & set(VECTOR_FORMATS) and (settings.min_area or settings.simplify):
+        key["polygons"] = [settings.min_area, settings.simplify]
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:8]
     stem = scene.origin.name if scene.origin else (source.name.split(".")[0] or "scene")
     return f"{stem}_{meta.model.name}_{digest}"
@@ -181,7 +189,8 @@ class ScenePredictor:
         return {"zarr": out / f"{name}.zarr", "partial": out / f"{name}.zarr.partial",
                 "spill": out / f"{name}.zarr.partial.spill",
                 "cog": out / f"{name}.tif", "item": out / f"{name}.json",
-                "quicklook": out / f"{name}.png", "lock": out / f".{name}.lock"}
+                "quicklook": out / f"{name}.png", "lock": out / f".{name}.lock",
+                **{fmt: out / f"{name}.{fmt}" for fmt in VECTOR_FORMATS}}
 
     def _run(self, source: str | StacSource, result: SceneResult) -> None:
         settings = self.settings
@@ -204,7 +213,7 @@ class ScenePredictor:
             return
         with exclusive_lock(paths["lock"], f"another spectralmoe run is writing {name}; try later"):
             if settings.force:
-                for key in ("zarr", "partial", "spill", "cog", "item", "quicklook"):
+                for key in ("zarr", "partial", "spill", "cog", "item", "quicklook", *VECTOR_FORMATS):
                     _remove(paths[key])
             if not paths["zarr"].exists():
                 if not zarr_store.is_finalized(paths["partial"]):  # else: killed just before the rename
@@ -298,11 +307,18 @@ class ScenePredictor:
             raster = paths["cog"] if "cog" in formats else f'ZARR:"{paths["zarr"]}":/classes'
             write_quicklook(raster, paths["quicklook"], classes,
                             f"{Path(source).name} — {self.meta.model.name}")
+        for fmt in VECTOR_FORMATS:
+            if fmt in formats and not paths[fmt].exists():
+                write_class_polygons(paths["zarr"], paths[fmt], fmt, scene.crs, scene.transform,
+                                     classes, self.settings.min_area, self.settings.simplify)
         assets = {"quicklook": paths["quicklook"]}
         if "cog" in formats:
             assets["classes"] = paths["cog"]
         if "zarr" in formats:
             assets["zarr"] = paths["zarr"]
+        for fmt in VECTOR_FORMATS:
+            if fmt in formats:
+                assets[f"polygons_{fmt}"] = paths[fmt]
         settings = {k: v for k, v in asdict(self.settings).items()
                     if k in ("tile", "overlap", "blend", "probabilities")}
         settings["nodata"] = json_float(self.settings.nodata)
@@ -321,8 +337,8 @@ class ScenePredictor:
         write_item(item, paths["item"])
         if "zarr" not in formats:
             _remove(paths["zarr"])
-        result.outputs = {k: str(paths[k]) for k in ("item", "quicklook", "cog", "zarr")
-                          if paths[k].exists()}
+        result.outputs = {k: str(paths[k]) for k in ("item", "quicklook", "cog", "zarr",
+                                                     *VECTOR_FORMATS) if paths[k].exists()}
         result.seconds["write"] += time.perf_counter() - start
 
 
