@@ -7,7 +7,8 @@ them). Usage:
 
 (a) ratio = end-to-end tiles/s ÷ model-only tiles/s on the same tiles with the same model;
 (b) peak RSS of separate ``spectralmoe predict`` processes on a small and a large 4-band scene;
-(c) the read/infer/write split reported by predict itself.
+(c) the read/infer/write split reported by predict itself;
+(d) the cost of test-time augmentation: model time with --tta flip and d4 over --tta none.
 """
 
 from __future__ import annotations
@@ -80,9 +81,9 @@ def write_scene(path: Path, size: int) -> Path:
 
 
 def model_only(checkpoint: Path, scene: Path, tile: int, overlap: int, device: str,
-               batch: int) -> tuple[float, int]:
+               batch: int, tta: str = "none") -> tuple[float, int]:
     """Tiles/s of the model alone on the scene's own tiles, read into memory first."""
-    tile_model = load_tile_model(checkpoint, device, batch, True)
+    tile_model = load_tile_model(checkpoint, device, batch, True, tta=tta)
     handle = open_scene(scene)
     grid = Grid(handle.height, handle.width, tile, tile - overlap)
     origins = [(y, x) for y in grid.rows() for x in grid.cols()]
@@ -143,6 +144,14 @@ def main() -> None:
             "ratio": round(e2e / tiles_per_s, 3), "target": 0.85,
             "time_split_s": summary["time_split_s"],
         }
+        tta = {"none": round(1 / tiles_per_s, 4)}
+        for mode in ("flip", "d4"):
+            rate, _ = model_only(ckpt, scene, args.tile, args.overlap, args.device,
+                                 args.batch_size, mode)
+            tta[mode] = round(1 / rate, 4)
+        report["tta"] = {"model_seconds_per_tile": tta,
+                         "cost_vs_none": {m: round(tta[m] / tta["none"], 2) for m in ("flip", "d4")},
+                         "expected": {"flip": 3, "d4": 8}}
         memory = {}
         small = random_checkpoint(tmp / "memory.safetensors", args.memory_model, args.tile, args.overlap)
         for size in (int(s) for s in args.sizes.split(",")):

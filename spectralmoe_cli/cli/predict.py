@@ -36,15 +36,30 @@ def predict(
     bands: Optional[str] = opt.bands(S, "The scene's bands in file order, e.g. B4,B3,B2,B8 or "
                                         "red,green,blue,nir.", default="the file's band descriptions"),
     nodata: Optional[float] = opt.nodata(S, "Override every band's nodata value."),
+    mask: Optional[str] = opt.option(
+        S, "mask", "--mask", panel=opt.INPUT,
+        help="Pixels to leave out (255 in the map): auto (a STAC item's SCL classes 0,1,3,8,9,10 "
+             "or QA_PIXEL cloud bits), none, scl[:V,..], qa_pixel[:BIT,..], band:NAME[:V,..] or "
+             "FILE[:V,..] (a mask raster: those values, or any nonzero value)."),
     tile: Optional[int] = opt.tile(S),
     overlap: Optional[int] = opt.overlap(S),
     blend: Optional[str] = opt.blend(S),
+    tta: Optional[str] = opt.option(S, "tta", "--tta", panel=opt.TILING,
+                                    help="Test-time augmentation: none, flip (3 passes) or d4 "
+                                         "(8 passes), probabilities averaged per tile."),
     chunk: Optional[int] = opt.option(S, "chunk", "--chunk", panel=opt.TILING,
                                       help="Processing chunk in pixels (memory ~ chunk², rounded to the "
                                            "tile stride)."),
     out: Optional[Path] = opt.out(S, "Output folder (created if missing)."),
     formats: Optional[str] = opt.option(S, "format", "--format", panel=opt.OUTPUTS,
-                                        help="Comma list of cog and zarr."),
+                                        help="Comma list of cog, zarr and gpkg (class polygons "
+                                             "merged across chunks)."),
+    min_area: Optional[float] = opt.option(S, "min_area", "--min-area", panel=opt.OUTPUTS,
+                                           help="Polygons: drop those smaller than this (squared "
+                                                "map units, m² in a projected CRS)."),
+    simplify: Optional[float] = opt.option(S, "simplify", "--simplify", panel=opt.OUTPUTS,
+                                           help="Polygons: simplify with this tolerance (map units), "
+                                                "keeping each valid."),
     probabilities: Optional[bool] = opt.switch(
         S, "probabilities", "--probabilities/--no-probabilities", panel=opt.OUTPUTS,
         help="Also store blended class probabilities (uint8 x250) in the Zarr."),
@@ -75,6 +90,10 @@ def predict(
         S, "stac", "--stac", panel=opt.SEARCH,
         help="STAC API root URL: also segment every item a search finds (needs --collection, "
              "--datetime, an AOI)."),
+    allow_local_assets: Optional[bool] = opt.switch(
+        S, "allow_local_assets", "--allow-local-assets", panel=opt.SEARCH,
+        help="Let items from a catalog on the network name local files (an on-premise catalog "
+             "over a shared filesystem); '..' escapes stay refused."),
     collection: Optional[str] = opt.collection(S),
     bbox: Optional[str] = opt.bbox(S, "AOI W,S,E,N in degrees: STAC items are clipped to it on the "
                                       "finest band's grid, as fetch does."),
@@ -129,4 +148,14 @@ def _render(summary: dict) -> str:
             f"{summary['pixels'] / 1e6:.2f} Mpix in {summary['seconds']:.1f} s "
             f"({summary['mpix_per_s'] or 0:.2f} Mpix/s), peak RSS {summary['peak_rss_mb']:.0f} MB; "
             f"read/infer/write {split['read']:.1f}/{split['infer']:.1f}/{split['write']:.1f} s; "
-            f"summary: {summary['summary_file']}")
+            f"{_masked(summary['results'])}summary: {summary['summary_file']}")
+
+
+def _masked(results: list[dict]) -> str:
+    """``masked 12.3%; `` for the summary line, when a mask applied."""
+    fractions = [r["masked_fraction"] for r in results if r.get("masked_fraction") is not None]
+    if not fractions:
+        return ""
+    if len(fractions) > 1:
+        return f"masked {100 * max(fractions):.1f}% at most; "
+    return f"masked {100 * fractions[0]:.1f}%; "

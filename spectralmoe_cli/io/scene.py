@@ -11,6 +11,7 @@ import os
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -24,6 +25,9 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from ..errors import InputDataError
 from ..net import RetryPolicy, http_version
 from .pixels import band_nodata, physical_pixels
+
+if TYPE_CHECKING:
+    from .masks import MaskLayer
 
 READ_CHUNK = 1024  # dask chunk of the lazy array; a window read touches only its chunks
 
@@ -68,6 +72,7 @@ class Scene:
     dtype: str
     origin: Origin | None = None
     policy: RetryPolicy | None = None  # set for a remote raster: its reads are retried
+    mask: MaskLayer | None = None  # clouds etc. (``--mask``); applied by predict's chunk reads
 
     @property
     def count(self) -> int:

@@ -42,8 +42,11 @@ def footprint(crs: CRS, transform: Affine, height: int, width: int
 def build_item(name: str, source: str, crs: CRS | None, transform: Affine, height: int,
                width: int, classes: list[tuple[int, str, tuple[int, int, int]]],
                assets: dict[str, Path], model: dict, settings: dict, version: str,
-               source_item: str | None = None) -> dict:
-    """A STAC 1.1 item; asset hrefs are relative to the item's folder."""
+               source_item: str | None = None, extra_properties: dict | None = None) -> dict:
+    """A STAC 1.1 item; asset hrefs are relative to the item's folder.
+
+    ``extra_properties`` (e.g. ``spectralmoe:masked_fraction``) are added only when given, so an
+    item without them is the same as before."""
     geometry, bbox = None, None
     if crs is not None:
         ring, bbox = footprint(crs, transform, height, width)
@@ -58,6 +61,7 @@ def build_item(name: str, source: str, crs: CRS | None, transform: Affine, heigh
         "processing:software": {"spectralmoe": version},
         "spectralmoe:model": model,
         "spectralmoe:settings": settings,
+        **(extra_properties or {}),
     }
     if wkt2 is not None:
         properties["proj:wkt2"] = wkt2
@@ -76,6 +80,10 @@ def build_item(name: str, source: str, crs: CRS | None, transform: Affine, heigh
         elif key == "zarr":
             asset.update({"type": "application/vnd+zarr", "roles": ["data"],
                           "title": "classes (and probabilities) as Zarr",
+                          "classification:classes": classification})
+        elif key.startswith("polygons_"):
+            asset.update({"type": "application/geopackage+sqlite3", "roles": ["data"],
+                          "title": "class polygons (class, name, area_m2)",
                           "classification:classes": classification})
         elif key == "quicklook":
             asset.update({"type": "image/png", "roles": ["thumbnail", "overview"],

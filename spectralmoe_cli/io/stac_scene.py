@@ -26,7 +26,17 @@ from xarray.core import indexing
 
 from ..net import RetryPolicy
 from ..stac import BandSource
-from .fetch_read import BandReader, Encoding, Grid, NetworkReadError, encode, encoding_for, finest_grid, open_bands
+from .fetch_read import (
+    BandReader,
+    Encoding,
+    Grid,
+    NetworkReadError,
+    ReadableBand,
+    encode,
+    encoding_for,
+    finest_grid,
+    open_bands,
+)
 from .scene import Scene
 
 Bbox = tuple[float, float, float, float]
@@ -134,3 +144,16 @@ def open_item_scene(sources: Sequence[BandSource], aoi_bbox: Bbox | None, policy
     return Scene(source=label, array=array, crs=grid.crs, transform=grid.transform,
                  descriptions=[s.band.name for s in sources], nodata=[encoding.nodata] * count,
                  scales=[1.0] * count, offsets=[0.0] * count, dtype=encoding.dtype)
+
+
+def asset_window_reader(source: ReadableBand, grid: Grid, policy: RetryPolicy, what: str
+                        ) -> Callable[[Window], np.ndarray]:
+    """One more raster on a scene's grid (a cloud mask): ``read(window)`` gives its raw values
+    there (nearest), where it has no data its nodata (else 0); opened on the first read."""
+    assets = _Assets([source], policy, what)
+    fill = 0 if source.nodata is None else source.nodata
+
+    def read(window: Window) -> np.ndarray:
+        return assets.call(lambda: np.ma.filled(assets.readers(grid)[0].read(window), fill))
+
+    return read

@@ -22,7 +22,9 @@ from .proj import epsg_code, grid_bbox, transform_list
 
 NODATA = CLASS_MAP_NODATA  # the store's fill value, for the probabilities as for the classes
 _DONE = "_chunks_done"  # one uint8 per processing chunk, one Zarr chunk each
+_MASKED = "_masked_pixels"  # int64 per processing chunk, while a masked scene is being written
 _COMPRESSOR = numcodecs.Zstd(level=3)
+MASKED_FRACTION = "spectralmoe:masked_fraction"
 
 
 def geo_attributes(crs: CRS | None, transform: Affine, height: int, width: int) -> dict:
@@ -96,6 +98,34 @@ def chunk_done(group: zarr.Group, i: int, j: int) -> bool:
 
 def mark_chunk_done(group: zarr.Group, i: int, j: int) -> None:
     group[_DONE][i, j] = 1
+
+
+def add_masked_table(group: zarr.Group) -> None:
+    """A per-chunk count of masked pixels (``--mask``), kept until the store is finalized."""
+    rows, cols = group[_DONE].shape
+    table = group.create_array(_MASKED, shape=(rows, cols), chunks=(1, 1), dtype="int64",
+                               fill_value=0, compressors=None)
+    table.attrs["_ARRAY_DIMENSIONS"] = ["chunk_row", "chunk_col"]
+
+
+def record_masked(group: zarr.Group, i: int, j: int, count: int) -> None:
+    group[_MASKED][i, j] = count
+
+
+def settle_masked_fraction(path: Path) -> None:
+    """Turn the per-chunk counts into the store's ``spectralmoe:masked_fraction`` attribute."""
+    group = open_store(path)
+    if _MASKED not in group:
+        return
+    height, width = group["classes"].shape
+    masked = int(np.asarray(group[_MASKED][:]).sum())
+    group.attrs[MASKED_FRACTION] = round(masked / max(height * width, 1), 6)
+    del group[_MASKED]
+
+
+def masked_fraction(path: Path) -> float | None:
+    """The finished store's masked fraction; ``None`` when no mask applied."""
+    return zarr.open_group(str(path), mode="r", zarr_format=2).attrs.get(MASKED_FRACTION)
 
 
 def is_finalized(path: Path) -> bool:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ...io import zarr_store
+from ...io.masks import MaskSpec
 from ...io.scene import Scene
 from ...io.tiling import Grid, tile_weight
 from ...labels import CLASS_MAP_NODATA
@@ -42,6 +43,7 @@ class SceneJob:
     store: str
     spill_dir: str
     opener: object = None
+    mask: MaskSpec | None = None  # set when the scene has a mask layer: counts are recorded
 
     @property
     def grid(self) -> Grid:
@@ -54,13 +56,19 @@ class ChunkRead:
     data: np.ndarray | None  # dropped once the chunk is inferred
     valid: np.ndarray
     seconds: float
+    masked: int = 0  # pixels of the chunk's own area the mask removed (valid in the bands)
 
 
 def read_chunk(job: SceneJob, scene: Scene, i: int, j: int) -> ChunkRead:
     start = time.perf_counter()
     mosaic = ChunkMosaic(job.grid, job.chunk, i, j, job.num_classes)
     data, valid = scene.read(list(job.band_index), *mosaic.region)
-    return ChunkRead(mosaic, data, valid, time.perf_counter() - start)
+    masked = 0
+    if scene.mask is not None:  # masked pixels are invalid exactly as nodata is
+        removed = scene.mask.invalid(*mosaic.region) & valid
+        masked = int(removed[:mosaic.y1 - mosaic.y0, :mosaic.x1 - mosaic.x0].sum())
+        valid &= ~removed
+    return ChunkRead(mosaic, data, valid, time.perf_counter() - start, masked)
 
 
 def infer_chunk(job: SceneJob, model: TileModel, read: ChunkRead) -> int:
@@ -116,6 +124,7 @@ class ChunkMaps:
     cols: slice
     classes: np.ndarray
     probabilities: np.ndarray | None
+    masked: int | None = None
 
 
 def finish_chunk(job: SceneJob, read: ChunkRead) -> ChunkMaps:
@@ -125,7 +134,8 @@ def finish_chunk(job: SceneJob, read: ChunkRead) -> ChunkMaps:
     valid = read.valid[:mosaic.y1 - mosaic.y0, :mosaic.x1 - mosaic.x0]
     return ChunkMaps(mosaic.i, mosaic.j, slice(mosaic.y0, mosaic.y1), slice(mosaic.x0, mosaic.x1),
                      class_map(core, valid, CLASS_MAP_NODATA),
-                     probability_map(core, valid, zarr_store.NODATA) if job.probabilities else None)
+                     probability_map(core, valid, CLASS_MAP_NODATA) if job.probabilities else None,
+                     read.masked if job.mask is not None else None)
 
 
 def write_chunk(job: SceneJob, group, maps: ChunkMaps, drop_consumed: bool) -> float:
@@ -134,6 +144,8 @@ def write_chunk(job: SceneJob, group, maps: ChunkMaps, drop_consumed: bool) -> f
     group["classes"][maps.rows, maps.cols] = maps.classes
     if maps.probabilities is not None:
         group["probabilities"][:, maps.rows, maps.cols] = maps.probabilities
+    if maps.masked is not None:
+        zarr_store.record_masked(group, maps.i, maps.j, maps.masked)
     zarr_store.mark_chunk_done(group, maps.i, maps.j)
     if drop_consumed:
         for _, path in SpillStore(Path(job.spill_dir)).incoming(maps.i, maps.j):

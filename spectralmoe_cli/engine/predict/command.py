@@ -38,7 +38,8 @@ def predict(options: PredictOptions, progress: bool = True) -> PredictRun:
     if options.scheduler and options.cluster:
         raise UsageError("give --scheduler or --cluster, not both")
     stac = stac_options(options.stac, options.collection, options.bbox, options.intersects,
-                        options.datetime, options.max_cloud, options.max_items, options.policy())
+                        options.datetime, options.max_cloud, options.max_items, options.policy(),
+                        options.allow_local_assets)
     sources = scene_sources(list(options.scenes), stac, settings.bands, meta)
     if not sources:
         return PredictRun(None, stac.no_match())

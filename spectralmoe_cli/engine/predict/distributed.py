@@ -40,6 +40,7 @@ class ModelSpec:
     batch_size: int | None
     deterministic: bool | None
     compile_model: bool = False
+    tta: str = "none"
 
 
 def _worker_device(requested: str) -> str:
@@ -59,7 +60,8 @@ def _model(spec: ModelSpec):
     if spec not in _MODELS:
         _MODELS.clear()  # one model per worker
         _MODELS[spec] = load_tile_model(Path(spec.checkpoint), _worker_device(spec.device),
-                                        spec.batch_size, spec.deterministic, spec.compile_model)
+                                        spec.batch_size, spec.deterministic, spec.compile_model,
+                                        spec.tta)
     return _MODELS[spec]
 
 
@@ -72,7 +74,7 @@ def run_chunk_task(job: SceneJob, spec: ModelSpec, i: int, j: int, *neighbours: 
         raise RuntimeError(f"{spec.checkpoint} changed while the run was going on")
     key = job.store  # the output name encodes the scene's identity, AOI and settings
     if key not in _SCENES:
-        _SCENES[key] = open_source(job.opener, model.meta).with_nodata(job.nodata)
+        _SCENES[key] = open_source(job.opener, model.meta, job.mask).with_nodata(job.nodata)
         while len(_SCENES) > _KEEP_SCENES:
             _SCENES.popitem(last=False)
     _SCENES.move_to_end(key)

@@ -90,12 +90,13 @@ def run_predict(scenes: list[str | StacSource], checkpoint: Path, out_dir: Path,
             scenes = [str(Path(s).resolve()) if isinstance(s, (str, Path)) and Path(s).exists() else s
                       for s in scenes]
             cluster = DaskRunner(ModelSpec(str(Path(checkpoint).resolve()), meta.content_hash, device,
-                                           batch_size, deterministic, compile_model),
+                                           batch_size, deterministic, compile_model, settings.tta),
                                  scheduler, local_workers)
             runner = {"scheduler": cluster.client.scheduler.address,
                       "workers": len(cluster.client.scheduler_info()["workers"])}
         else:
-            tile_model = load_tile_model(checkpoint, device, batch_size, deterministic, compile_model)
+            tile_model = load_tile_model(checkpoint, device, batch_size, deterministic, compile_model,
+                                         settings.tta)
             meta = tile_model.meta
             runner = {"device": str(tile_model.device), "batch_size": tile_model.batch_size,
                       "deterministic": tile_model.deterministic}

@@ -32,6 +32,7 @@ from ...io.quicklook import write_quicklook
 from ...io.rasters import block_windows
 from ...io.scene import Scene
 from ...io.stac_item import build_item, write_item
+from ...io.polygons import VECTOR_FORMATS, write_class_polygons
 from ...io.tiling import Grid
 from ..runtime.inference import TileModel
 from ..runtime.progress import Progress
@@ -57,6 +58,7 @@ class SceneResult:
     workers: dict[str, dict] = field(default_factory=dict)
     error: str | None = None
     exit_code: int | None = None
+    masked_fraction: float | None = None  # share of the map's pixels the mask removed
 
 
 def output_name(scene: Scene, meta: CheckpointMeta, settings: PredictSettings,
@@ -79,6 +81,12 @@ def output_name(scene: Scene, meta: CheckpointMeta, settings: PredictSettings,
         "overlap": settings.overlap, "blend": settings.blend, "bands": band_index,
         "nodata": settings.nodata, "probabilities": settings.probabilities,
     }
+    if scene.mask is not None:  # left out without a mask: today's names stay as they are
+        key["mask"] = list(scene.mask.identity)
+    if settings.tta != "none":
+        key["tta"] = settings.tta
+    if set(settings.formats) & set(VECTOR_FORMATS) and (settings.min_area or settings.simplify):
+        key["polygons"] = [settings.min_area, settings.simplify]
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:8]
     stem = scene.origin.name if scene.origin else (source.name.split(".")[0] or "scene")
     return f"{stem}_{meta.model.name}_{digest}"
@@ -120,7 +128,7 @@ class ScenePredictor:
         The map is written to a store in the output folder, read back one store chunk at a time
         (memory stays flat in scene size, as predict's) and removed; nothing else is produced.
         """
-        scene = open_source(source, self.meta).with_nodata(self.settings.nodata)
+        scene = open_source(source, self.meta, self.settings.mask).with_nodata(self.settings.nodata)
         band_index = model_band_indices(scene, self.settings.bands, self.meta)
         paths = self._paths(output_name(scene, self.meta, self.settings, band_index))
         for key in ("partial", "spill"):
@@ -140,11 +148,12 @@ class ScenePredictor:
         return {"zarr": out / f"{name}.zarr", "partial": out / f"{name}.zarr.partial",
                 "spill": out / f"{name}.zarr.partial.spill",
                 "cog": out / f"{name}.tif", "item": out / f"{name}.json",
-                "quicklook": out / f"{name}.png", "lock": out / f".{name}.lock"}
+                "quicklook": out / f"{name}.png", "lock": out / f".{name}.lock",
+                **{fmt: out / f"{name}.{fmt}" for fmt in VECTOR_FORMATS}}
 
     def _run(self, source: str | StacSource, result: SceneResult) -> None:
         settings = self.settings
-        scene = open_source(source, self.meta)
+        scene = open_source(source, self.meta, settings.mask)
         if scene is None:
             result.status = "skipped"
             return
@@ -165,11 +174,12 @@ class ScenePredictor:
             for key in ("cog", "item", "quicklook"):  # what a killed run left half-written
                 discard_partials(paths[key])
             if settings.force:
-                for key in ("zarr", "partial", "spill", "cog", "item", "quicklook"):
+                for key in ("zarr", "partial", "spill", "cog", "item", "quicklook", *VECTOR_FORMATS):
                     _remove(paths[key])
             if not paths["zarr"].exists():
                 if not zarr_store.is_finalized(paths["partial"]):  # else: killed just before the rename
                     self._fill_store(scene, band_index, paths, result, source)
+                    zarr_store.settle_masked_fraction(paths["partial"])
                     zarr_store.finalize_store(paths["partial"])
                 rename_into_place(paths["partial"], paths["zarr"])
             self._derive_outputs(scene, name, str(source), paths, result)
@@ -195,11 +205,14 @@ class ScenePredictor:
                 {"spectralmoe:chunk": chunk, "spectralmoe:source": scene.source,
                  "spectralmoe:checkpoint_hash": self.meta.content_hash,
                  "classes": [c.model_dump() for c in self.meta.classes]})
+            if scene.mask is not None:
+                zarr_store.add_masked_table(zarr_store.open_store(store))
         job = SceneJob(source=scene.source, band_index=tuple(band_index), nodata=s.nodata,
                        height=scene.height, width=scene.width, tile=s.tile, stride=grid.stride,
                        chunk=chunk, blend=s.blend, probabilities=s.probabilities,
                        num_classes=len(self.meta.classes), store=str(store),
-                       spill_dir=str(paths["spill"]), opener=opener or scene.source)
+                       spill_dir=str(paths["spill"]), opener=opener or scene.source,
+                       mask=s.mask if scene.mask is not None else None)
         group = zarr_store.open_store(store)
         chunks = grid.chunks(chunk)
         todo = [c for c in chunks if not zarr_store.chunk_done(group, *c)]
@@ -255,23 +268,38 @@ class ScenePredictor:
             raster = paths["cog"] if "cog" in formats else f'ZARR:"{paths["zarr"]}":/classes'
             write_quicklook(raster, paths["quicklook"], classes,
                             f"{Path(source).name} — {self.meta.model.name}")
+        for fmt in VECTOR_FORMATS:
+            if fmt in formats and not paths[fmt].exists():
+                write_class_polygons(paths["zarr"], paths[fmt], fmt, scene.crs, scene.transform,
+                                     classes, self.settings.min_area, self.settings.simplify)
         assets = {"quicklook": paths["quicklook"]}
         if "cog" in formats:
             assets["classes"] = paths["cog"]
         if "zarr" in formats:
             assets["zarr"] = paths["zarr"]
+        for fmt in VECTOR_FORMATS:
+            if fmt in formats:
+                assets[f"polygons_{fmt}"] = paths[fmt]
         settings = {k: v for k, v in asdict(self.settings).items()
                     if k in ("tile", "overlap", "blend", "probabilities")}
         settings["nodata"] = json_float(self.settings.nodata)
+        extra = {}
+        if self.settings.tta != "none":
+            settings["tta"] = self.settings.tta
+        if scene.mask is not None:
+            settings["mask"] = {"source": scene.mask.label, "invalid": scene.mask.rule.describe()}
+            result.masked_fraction = zarr_store.masked_fraction(paths["zarr"])
+            extra[zarr_store.MASKED_FRACTION] = result.masked_fraction
         item = build_item(name, source, scene.crs, scene.transform, scene.height, scene.width,
                           classes, assets, {"name": self.meta.model.name,
                                             "checkpoint_hash": self.meta.content_hash},
-                          settings, __version__, scene.origin.href if scene.origin else None)
+                          settings, __version__, scene.origin.href if scene.origin else None,
+                          extra)
         write_item(item, paths["item"])
         if "zarr" not in formats:
             _remove(paths["zarr"])
-        result.outputs = {k: str(paths[k]) for k in ("item", "quicklook", "cog", "zarr")
-                          if paths[k].exists()}
+        result.outputs = {k: str(paths[k]) for k in ("item", "quicklook", "cog", "zarr",
+                                                     *VECTOR_FORMATS) if paths[k].exists()}
         result.seconds["write"] += time.perf_counter() - start
 
 

@@ -8,7 +8,7 @@ This module stays light (no torch, no zarr): the CLI imports it to build its opt
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -21,8 +21,16 @@ from ..options import CommaText, ComputeFields, Options, RetryFields, SearchFiel
 
 if TYPE_CHECKING:
     from ...checkpoint import CheckpointMeta
+    from ...io.masks import MaskSpec
 
-FORMATS = ("cog", "zarr")
+DEFAULT_FORMATS = ("cog", "zarr")
+FORMATS = (*DEFAULT_FORMATS, "gpkg")  # gpkg: class polygons (io/polygons.py)
+
+
+def _no_mask() -> MaskSpec:
+    from ...io.masks import MaskSpec  # numpy and rasterio: only for a run
+
+    return MaskSpec()
 
 
 @dataclass
@@ -35,14 +43,19 @@ class PredictSettings:
     blend: str = "hann"
     nodata: float | None = None
     probabilities: bool = False
-    formats: tuple[str, ...] = FORMATS
+    formats: tuple[str, ...] = DEFAULT_FORMATS
     chunk: int = 2048
     force: bool = False
     compress: str = "DEFLATE"
     overview_resampling: str = "MODE"
+    mask: MaskSpec = field(default_factory=_no_mask)
+    tta: str = "none"
+    min_area: float = 0.0  # polygons: drop smaller ones (squared map units)
+    simplify: float = 0.0  # polygons: simplification tolerance (map units)
 
     def validate(self) -> None:
         from ...io.cog import COMPRESSIONS, OVERVIEW_RESAMPLINGS  # zarr and rio-cogeo: only for a run
+        from ..runtime.tta import TTAS  # torch: only for a run
 
         if self.tile < 16:
             raise UsageError(f"--tile {self.tile} is too small (at least 16)")
@@ -60,6 +73,10 @@ class PredictSettings:
         if self.overview_resampling not in OVERVIEW_RESAMPLINGS:
             raise UsageError(f"--overview-resampling must be one of {', '.join(OVERVIEW_RESAMPLINGS)}"
                              f" (class maps are never averaged)")
+        if self.min_area < 0 or self.simplify < 0:
+            raise UsageError("--min-area and --simplify must be >= 0")
+        if self.tta not in TTAS:
+            raise UsageError(f"--tta must be one of {', '.join(TTAS)}")
         most = max_overlapping_tiles(self.tile, self.tile - self.overlap)
         if most * FIXED_ONE >= 2 ** 31:
             raise UsageError(f"--overlap {self.overlap} with --tile {self.tile} stacks up to {most} tiles "
@@ -115,13 +132,21 @@ class PredictOptions(TileFields, ComputeFields, SearchFields, RetryFields):
     scheduler: str | None = None
     cluster: str | None = None
     stac: str | None = None
+    allow_local_assets: StrictBool = False
     force: StrictBool = PredictSettings.force
+    mask: str = "auto"
+    tta: str = PredictSettings.tta
+    min_area: StrictFloat = Field(PredictSettings.min_area, ge=0)
+    simplify: StrictFloat = Field(PredictSettings.simplify, ge=0)
 
     def settings(self, meta: CheckpointMeta) -> PredictSettings:
         """The run's settings: what was given, the checkpoint's tiling where nothing was."""
+        from ...io.masks import parse_mask  # numpy and rasterio: only for a run
+
         tile, overlap = self.tiling(meta)
         return PredictSettings(
             bands=parse_band_list(self.bands) if self.bands else None, tile=tile, overlap=overlap,
             blend=self.blend, nodata=self.nodata, probabilities=self.probabilities,
             formats=self.format, chunk=self.chunk, force=self.force, compress=self.compress,
-            overview_resampling=self.overview_resampling)
+            overview_resampling=self.overview_resampling, mask=parse_mask(self.mask),
+            tta=self.tta.lower(), min_area=self.min_area, simplify=self.simplify)

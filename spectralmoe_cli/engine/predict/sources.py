@@ -17,6 +17,7 @@ import pystac
 from ...bands import Band, resolve_all
 from ...checkpoint import CheckpointMeta
 from ...errors import UsageError
+from ...io.masks import MaskSpec
 from ...io.scene import Origin, Scene, open_scene
 from ...io.stac_scene import open_item_scene
 from ...net import RetryPolicy
@@ -38,6 +39,7 @@ from ...stac import (
 from ...stac.item_ref import is_url
 from ...stac.local import check_item_id
 from ..options import no_match
+from .masking import attach_mask
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,7 @@ class StacOptions:
     request: SearchRequest | None = None
     aoi: Aoi | None = None
     policy: RetryPolicy = RetryPolicy()
+    allow_local: bool = False  # --allow-local-assets: items from the network may name local files
 
     def no_match(self) -> str:
         return no_match(self.request)
@@ -58,7 +61,7 @@ class StacOptions:
 def stac_options(catalog: str | None, collection: str | None,
                  bbox: str | None, intersects: str | Path | None,
                  datetime: str | None, max_cloud: float | None, max_items: int | None,
-                 policy: RetryPolicy) -> StacOptions:
+                 policy: RetryPolicy, allow_local: bool = False) -> StacOptions:
     """Check that the options make one request: a search needs a collection, an AOI, a time."""
     if bbox is not None and intersects is not None:
         raise UsageError("give at most one of --bbox W,S,E,N and --intersects FILE.geojson")
@@ -70,14 +73,15 @@ def stac_options(catalog: str | None, collection: str | None,
                  if value is not None]
         if stray:
             raise UsageError(f"{', '.join(stray)} describe a search: give --stac URL too")
-        return StacOptions(aoi=aoi, policy=policy)
+        return StacOptions(aoi=aoi, policy=policy, allow_local=allow_local)
     missing = [name for name, value in (("--collection", collection), ("--datetime", datetime),
                                         ("--bbox or --intersects", aoi)) if value is None]
     if missing:
         raise UsageError(f"--stac searches a catalog and needs {' and '.join(missing)}")
     request = SearchRequest(collection=collection, aoi=aoi, datetime=parse_datetime(datetime),
                             max_cloud=max_cloud, max_items=max_items)
-    return StacOptions(catalog=catalog, request=request, aoi=aoi, policy=policy)
+    return StacOptions(catalog=catalog, request=request, aoi=aoi, policy=policy,
+                       allow_local=allow_local)
 
 
 @dataclass(frozen=True)
@@ -88,21 +92,24 @@ class StacSource:
     item: pystac.Item | None
     aoi: Aoi | None
     policy: RetryPolicy
+    allow_local: bool = False
 
     def __str__(self) -> str:
         return self.ref
 
-    def open(self, meta: CheckpointMeta) -> Scene | None:
-        """The model's bands of the item, as a scene; ``None`` if the AOI holds none of it."""
+    def open(self, meta: CheckpointMeta, mask: MaskSpec | None = None) -> Scene | None:
+        """The model's bands of the item (and its mask), as a scene; ``None`` if the AOI holds
+        none of it. Local asset paths: for an item that is a local file, or when allowed."""
         item = self.item or load_item(self.ref, self.policy)
         check_item_id(item.id)
-        local = self.item is None and not is_url(self.ref)
+        local = self.allow_local or (self.item is None and not is_url(self.ref))
         sources = band_sources(item, [b.name for b in meta.bands], allow_local=local)
         scene = open_item_scene(sources, self.aoi.bbox if self.aoi else None, self.policy,
                                 self.ref)
         if scene is None:
             log.info("%s: the AOI holds no pixel of item %s, nothing to predict", self.ref, item.id)
             return None
+        scene = attach_mask(scene, mask, item, local)
         href = item.get_self_href() or self.ref
         identity = (item.id, href, scene.crs.to_wkt() if scene.crs else None,
                     list(scene.transform)[:6], scene.height, scene.width,
@@ -110,9 +117,13 @@ class StacSource:
         return replace(scene, origin=Origin(name=item.id, href=href, identity=identity))
 
 
-def open_source(source: str | StacSource, meta: CheckpointMeta) -> Scene | None:
-    """A raster opened lazily, or an item's bands (``None``: the AOI holds none of its pixels)."""
-    return source.open(meta) if isinstance(source, StacSource) else open_scene(source)
+def open_source(source: str | StacSource, meta: CheckpointMeta,
+                mask: MaskSpec | None = None) -> Scene | None:
+    """A raster opened lazily, or an item's bands (``None``: the AOI holds none of its pixels),
+    with the mask ``--mask`` gives it."""
+    if isinstance(source, StacSource):
+        return source.open(meta, mask)
+    return attach_mask(open_scene(source), mask)
 
 
 def _search(options: StacOptions, bands: list[Band]) -> list[StacSource]:
@@ -122,14 +133,15 @@ def _search(options: StacOptions, bands: list[Band]) -> list[StacSource]:
     log.info("%d item(s) found; cloud filter %s, order %s", len(found.items), found.filtering,
              found.sorting)
     return [StacSource(item_href(item, options.catalog, options.request.collection), item,
-                       options.aoi, options.policy) for item in found.items]
+                       options.aoi, options.policy, options.allow_local) for item in found.items]
 
 
 def scene_sources(scenes: list[str], options: StacOptions, bands_option: list[str] | None,
                   meta: CheckpointMeta) -> list[str | StacSource]:
     """Rasters as given, item files and URLs as sources, then the items the search finds."""
     sources: list[str | StacSource] = [
-        StacSource(ref, None, options.aoi, options.policy) if is_item_ref(ref) else ref
+        StacSource(ref, None, options.aoi, options.policy, options.allow_local)
+        if is_item_ref(ref) else ref
         for ref in scenes]
     items = options.catalog is not None or any(isinstance(s, StacSource) for s in sources)
     if not scenes and options.catalog is None:

@@ -18,6 +18,7 @@ from ...checkpoint import CheckpointMeta
 from ...io.tiling import FIXED_ONE
 from ...nn.segmentor import Segmentor
 from .devices import autocast, autocast_dtype
+from .tta import averaged
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,8 @@ class TileModel:
     """A loaded model with its normalisation, batching and device placement."""
 
     def __init__(self, model: Segmentor, meta: CheckpointMeta, device: torch.device,
-                 batch_size: int, deterministic: bool, compile_model: bool = False) -> None:
+                 batch_size: int, deterministic: bool, compile_model: bool = False,
+                 tta: str = "none") -> None:
         self.model = model.to(device).eval()
         self.forward = torch.compile(self.model, dynamic=False) if compile_model else self.model
         self.meta = meta
@@ -38,6 +40,7 @@ class TileModel:
         self.std = torch.tensor(meta.std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
         self.amp = None if deterministic else autocast_dtype(device)
         self.pin = device.type == "cuda"
+        self.tta = tta  # "none" | "flip" | "d4": probabilities averaged over the transforms
 
     def _to_device(self, array: np.ndarray) -> torch.Tensor:
         tensor = torch.from_numpy(np.ascontiguousarray(array))
@@ -52,9 +55,13 @@ class TileModel:
         n = x.shape[0]
         if self.deterministic and n < self.batch_size:
             x = torch.cat([x, x.new_zeros((self.batch_size - n, *x.shape[1:]))])
-        with autocast(self.device, self.amp):
-            logits, _ = self.forward(x)
-        return self.model.head.to_probabilities(logits[:n].float())
+
+        def run(tiles: torch.Tensor) -> torch.Tensor:
+            with autocast(self.device, self.amp):
+                logits, _ = self.forward(tiles)
+            return self.model.head.to_probabilities(logits[:n].float())
+
+        return averaged(run, x, self.tta)
 
     @torch.inference_mode()
     def probabilities(self, tiles: np.ndarray, valid: np.ndarray) -> torch.Tensor:

@@ -94,7 +94,8 @@ def save_model(path: str | Path, model: Segmentor, meta: CheckpointMeta) -> str:
 
 
 def load_tile_model(checkpoint: Path, device: str, batch_size: int | None,
-                    deterministic: bool | None, compile_model: bool = False) -> TileModel:
+                    deterministic: bool | None, compile_model: bool = False,
+                    tta: str = "none") -> TileModel:
     model, meta = model_from_checkpoint(checkpoint)
     dev = pick_device(device)
     if deterministic is None:
@@ -102,4 +103,4 @@ def load_tile_model(checkpoint: Path, device: str, batch_size: int | None,
     if deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
     return TileModel(model, meta, dev, batch_size or (16 if dev.type == "cuda" else 2), deterministic,
-                     compile_model)
+                     compile_model, tta)
