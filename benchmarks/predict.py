@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 from spectralmoe_cli.checkpoint import BandInfo, CheckpointMeta, ClassInfo, TileDefaults  # noqa: E402
 from spectralmoe_cli.config import load_config  # noqa: E402
 from spectralmoe_cli.engine.predict.runner import run_predict  # noqa: E402
-from spectralmoe_cli.engine.predict.scene import PredictSettings  # noqa: E402
+from spectralmoe_cli.engine.predict.settings import PredictSettings  # noqa: E402
 from spectralmoe_cli.engine.runtime.models import (  # noqa: E402
     build_model,
     load_tile_model,  # noqa: E402

@@ -31,7 +31,7 @@ from predict import BANDS, random_checkpoint, write_scene  # noqa: E402
 
 from spectralmoe_cli.config import load_config  # noqa: E402
 from spectralmoe_cli.engine.predict.runner import peak_rss_mb, run_predict  # noqa: E402
-from spectralmoe_cli.engine.predict.scene import PredictSettings  # noqa: E402
+from spectralmoe_cli.engine.predict.settings import PredictSettings  # noqa: E402
 from spectralmoe_cli.engine.runtime.models import load_tile_model  # noqa: E402
 from spectralmoe_cli.nn.segmentor import Segmentor  # noqa: E402
 
