@@ -24,7 +24,7 @@ from rio_cogeo.cogeo import cog_validate
 from scenes import smooth_field, write_scene
 
 from spectralmoe_cli.engine.predict.runner import run_predict
-from spectralmoe_cli.engine.predict.scene import PredictSettings
+from spectralmoe_cli.engine.predict.settings import PredictSettings
 
 TILE, OVERLAP = 64, 16
 

@@ -15,7 +15,7 @@ from checkpoints import make_checkpoint
 from scenes import smooth_field, write_scene
 
 from spectralmoe_cli.engine.predict.runner import run_predict
-from spectralmoe_cli.engine.predict.scene import PredictSettings
+from spectralmoe_cli.engine.predict.settings import PredictSettings
 from spectralmoe_cli.errors import InputDataError, TransientError
 from spectralmoe_cli.io.scene import open_scene
 from spectralmoe_cli.net import RetryPolicy

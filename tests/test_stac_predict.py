@@ -25,7 +25,7 @@ from stac_servers import FaultProxy
 from spectralmoe_cli.bands import resolve
 from spectralmoe_cli.checkpoint import read_metadata
 from spectralmoe_cli.engine.predict.runner import run_predict
-from spectralmoe_cli.engine.predict.scene import PredictSettings
+from spectralmoe_cli.engine.predict.settings import PredictSettings
 from spectralmoe_cli.engine.predict.sources import StacOptions, StacSource, open_source, scene_sources, stac_options
 from spectralmoe_cli.errors import InputDataError, TransientError, UsageError
 from spectralmoe_cli.io.stac_scene import open_item_scene
