@@ -144,6 +144,12 @@ def predict(
                                              help="Tiles per forward pass [default: 2 CPU, 16 GPU]."),
     device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda:N [default: auto]."),
     nodata: Optional[float] = typer.Option(None, "--nodata", help="Override every band's nodata value."),
+    wavelength_tolerance: Optional[float] = typer.Option(
+        None, "--wavelength-tolerance", min=0, help="A model band the scene lacks by name matches the "
+        "scene band nearest in centre wavelength within NM nanometres [default: 5]."),
+    resample_spectra: Optional[bool] = typer.Option(
+        None, "--resample-spectra/--no-resample-spectra", help="Linearly interpolate each pixel's "
+        "spectrum onto the checkpoint's band wavelengths (no extrapolation beyond the scene's range)."),
     deterministic: Optional[bool] = typer.Option(None, "--deterministic/--fast",
                                                  help="Bit-identical maps for any --chunk "
                                                       "[default: on for CPU, off for GPU]."),
@@ -229,6 +235,8 @@ def predict(
         force=force or bool(conf.pop("force", False)),
         compress=str(_pick(compress, conf, "compress", "DEFLATE")).upper(),
         overview_resampling=str(_pick(overview_resampling, conf, "overview_resampling", "MODE")).upper(),
+        wavelength_tolerance=float(_pick(wavelength_tolerance, conf, "wavelength_tolerance", 5.0)),
+        resample_spectra=bool(_pick(resample_spectra, conf, "resample_spectra", False)),
     )
     run_device = str(_pick(device, conf, "device", "auto"))
     run_batch = _pick(batch_size, conf, "batch_size", None)

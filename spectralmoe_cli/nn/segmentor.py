@@ -1,7 +1,7 @@
 """Frozen visual model + frozen depth model + plugin + head -> per-class logits.
 
 Input: a normalised tensor [B, C, H, W] whose C bands are the config's bands in order. The depth
-model reads the red, green and blue bands (picked by name). Patch tokens are refined after every
+model reads the red, green and blue bands (by name, else nearest 665/560/490 nm). Patch tokens are refined after every
 block; four of them (at 1/3, 1/2, 2/3 and all of the depth) become the stride 4/8/16/32 scales.
 """
 
@@ -45,6 +45,7 @@ class Segmentor(nn.Module):
             cfg.plugin.model_copy(update={"link_queries": False})
         self.plugin = build_plugin(plugin_cfg, self.backbone.depth, self.backbone.embed_dim)
         self.depth_model: DepthEncoder | None = None
+        self.rgb_bands: list[str] = []
         if self.plugin.needs_depth:
             assert cfg.depth is not None
             self.depth_model = DepthEncoder(
@@ -58,8 +59,9 @@ class Segmentor(nn.Module):
                     f"{cfg.backbone.name} ({self.backbone.depth} blocks, "
                     f"{self.backbone.embed_dim}-d): layer l of one feeds layer l of the other"
                 )
-            self.register_buffer("rgb_index", torch.tensor(band_registry.rgb_indices(model_bands)),
-                                 persistent=False)
+            rgb = band_registry.rgb_indices(model_bands)
+            self.rgb_bands = [model_bands[i].name for i in rgb]
+            self.register_buffer("rgb_index", torch.tensor(rgb), persistent=False)
         self.plugin.attach(self.backbone)
         self.layers = feature_layers(self.backbone.depth)
         query_dim = cfg.plugin.query_dim if self.plugin.links_queries else None

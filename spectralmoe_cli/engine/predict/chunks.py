@@ -15,6 +15,7 @@ import numpy as np
 
 from ...io import zarr_store
 from ...io.scene import Scene
+from ...io.spectra import SpectralMix
 from ...io.tiling import Grid, tile_weight
 from ..runtime.inference import TileModel
 from .blend import ChunkMosaic, SpillStore, class_map, probability_map
@@ -41,6 +42,7 @@ class SceneJob:
     store: str
     spill_dir: str
     opener: object = None
+    mix: SpectralMix | None = None  # --resample-spectra: model bands from the bands read
 
     @property
     def grid(self) -> Grid:
@@ -59,6 +61,8 @@ def read_chunk(job: SceneJob, scene: Scene, i: int, j: int) -> ChunkRead:
     start = time.perf_counter()
     mosaic = ChunkMosaic(job.grid, job.chunk, i, j, job.num_classes)
     data, valid = scene.read(list(job.band_index), *mosaic.region)
+    if job.mix is not None:
+        data = job.mix.apply(data)
     return ChunkRead(mosaic, data, valid, time.perf_counter() - start)
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ... import __version__
+from ...bands import DEFAULT_TOLERANCE_NM
 from ...checkpoint import CheckpointMeta
 from ...errors import SpectralMoEError, UsageError
 from ...files import exclusive_lock, json_float
@@ -32,7 +33,7 @@ from ...io.stac_item import build_item, write_item
 from ...io.tiling import BLENDS, FIXED_ONE, Grid, max_overlapping_tiles
 from ..runtime.inference import TileModel
 from ..runtime.progress import Progress
-from .bands import model_band_indices
+from .bands import BandSelection, select_bands
 from .chunks import SceneJob, exchange_spills, finish_chunk, infer_chunk, read_chunk, write_chunk
 from .sources import StacSource, open_source
 
@@ -55,8 +56,12 @@ class PredictSettings:
     force: bool = False
     compress: str = "DEFLATE"
     overview_resampling: str = "MODE"
+    wavelength_tolerance: float = DEFAULT_TOLERANCE_NM
+    resample_spectra: bool = False
 
     def validate(self) -> None:
+        if not self.wavelength_tolerance >= 0:
+            raise UsageError("--wavelength-tolerance must be 0 or more (nm)")
         if self.tile < 16:
             raise UsageError(f"--tile {self.tile} is too small (at least 16)")
         if not 0 <= self.overlap < self.tile:
@@ -96,7 +101,7 @@ class SceneResult:
 
 
 def output_name(scene: Scene, meta: CheckpointMeta, settings: PredictSettings,
-                band_index: list[int]) -> str:
+                band_index: list) -> str:
     """``<scene stem>_<model>_<8 hex>``: the same scene, model and settings give the same name."""
     source = Path(scene.source)
     if scene.origin is not None:
@@ -156,14 +161,18 @@ class ScenePredictor:
         The store is written to the output folder and removed again; nothing else is produced.
         """
         scene = open_source(source, self.meta).with_nodata(self.settings.nodata)
-        band_index = model_band_indices(scene, self.settings.bands, self.meta)
-        paths = self._paths(output_name(scene, self.meta, self.settings, band_index))
+        selection = self._select(scene)
+        paths = self._paths(output_name(scene, self.meta, self.settings, selection.key()))
         for key in ("partial", "spill"):
             _remove(paths[key])
-        self._fill_store(scene, band_index, paths, SceneResult(scene=source, status="failed"))
+        self._fill_store(scene, selection, paths, SceneResult(scene=source, status="failed"))
         classes = np.asarray(zarr_store.open_store(paths["partial"])["classes"][:])
         _remove(paths["partial"])
         return classes
+
+    def _select(self, scene: Scene) -> BandSelection:
+        s = self.settings
+        return select_bands(scene, s.bands, self.meta, s.wavelength_tolerance, s.resample_spectra)
 
     def _paths(self, name: str) -> dict[str, Path]:
         out = self.out_dir
@@ -181,8 +190,8 @@ class ScenePredictor:
         scene = scene.with_nodata(settings.nodata)
         if scene.crs is None:
             log.warning("%s has no CRS: the map keeps its pixel grid but has no georeferencing", source)
-        band_index = model_band_indices(scene, settings.bands, self.meta)
-        name = output_name(scene, self.meta, settings, band_index)
+        selection = self._select(scene)
+        name = output_name(scene, self.meta, settings, selection.key())
         paths = self._paths(name)
         result.name = name
         wanted = ["item", "quicklook", *settings.formats]
@@ -197,13 +206,13 @@ class ScenePredictor:
                     _remove(paths[key])
             if not paths["zarr"].exists():
                 if not zarr_store.is_finalized(paths["partial"]):  # else: killed just before the rename
-                    self._fill_store(scene, band_index, paths, result, source)
+                    self._fill_store(scene, selection, paths, result, source)
                     zarr_store.finalize_store(paths["partial"])
                 os.replace(paths["partial"], paths["zarr"])
             self._derive_outputs(scene, name, str(source), paths, result)
         result.status = "done"
 
-    def _fill_store(self, scene: Scene, band_index: list[int], paths: dict[str, Path],
+    def _fill_store(self, scene: Scene, selection: BandSelection, paths: dict[str, Path],
                     result: SceneResult, opener: str | StacSource | None = None) -> None:
         s = self.settings
         grid = Grid(scene.height, scene.width, s.tile, s.tile - s.overlap)
@@ -223,11 +232,12 @@ class ScenePredictor:
                 {"spectralmoe:chunk": chunk, "spectralmoe:source": scene.source,
                  "spectralmoe:checkpoint_hash": self.meta.content_hash,
                  "classes": [c.model_dump() for c in self.meta.classes]})
-        job = SceneJob(source=scene.source, band_index=tuple(band_index), nodata=s.nodata,
+        job = SceneJob(source=scene.source, band_index=tuple(selection.indices), nodata=s.nodata,
                        height=scene.height, width=scene.width, tile=s.tile, stride=grid.stride,
                        chunk=chunk, blend=s.blend, probabilities=s.probabilities,
                        num_classes=len(self.meta.classes), store=str(store),
-                       spill_dir=str(paths["spill"]), opener=opener or scene.source)
+                       spill_dir=str(paths["spill"]), opener=opener or scene.source,
+                       mix=selection.mix)
         group = zarr_store.open_store(store)
         chunks = grid.chunks(chunk)
         todo = [c for c in chunks if not zarr_store.chunk_done(group, *c)]
