@@ -188,3 +188,16 @@ def test_a_32_band_training_without_a_blue_band_exits_3(tmp_path):
                      "--out", root / "run", "--steps", "1", "--device", "cpu")
     assert_one_line_error(result, 3, "depth model needs a", "within ±40 nm")
     assert not (root / "run").exists()
+
+
+@pytest.mark.slow
+def test_dofa_trains_on_32_bands_by_wavelength_and_predicts(trained, tmp_path):
+    root = trained["root"]
+    result = run_cli(*_train("spectralmoe_dofa_tiny", root, tmp_path / "run"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    info = json.loads(run_cli("info", "--checkpoint", tmp_path / "run" / "model.safetensors", "--json").stdout)
+    assert info["backbone"]["name"] == "dofa_vitb16" and len(info["bands"]) == 32
+    assert info["bands"][0] == {"name": "wl466nm", "wavelength": 0.466}
+    predicted = _predict(root / "scene.tif", tmp_path / "run" / "model.safetensors", tmp_path / "out")
+    assert predicted.returncode == 0, predicted.stderr[-3000:]
+    assert _class_map(tmp_path / "out").shape == (SIZE, SIZE)

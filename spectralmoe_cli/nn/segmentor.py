@@ -15,6 +15,7 @@ from .. import bands as band_registry
 from ..config import ModelConfig
 from ..errors import ConfigError
 from . import adapters, mask2former, moe  # noqa: F401  (register the plugins and heads)
+from .dofa import DOFAViT
 from .backbones import DepthEncoder, FrozenViT, get_spec
 from .heads import build_head
 from .plugin import build_plugin
@@ -27,8 +28,12 @@ def feature_layers(depth: int) -> list[int]:
     return [max(depth // 3 - 1, 0), max(depth // 2 - 1, 0), max(2 * depth // 3 - 1, 0), depth - 1]
 
 
-def _build_vit(cfg, in_chans: int) -> FrozenViT:
-    return FrozenViT(get_spec(cfg.name), in_chans=in_chans, patch_size=cfg.patch_size,
+def _build_vit(cfg, bands: list[band_registry.Band]) -> FrozenViT | DOFAViT:
+    spec = get_spec(cfg.name)
+    if spec.family == "dofa":  # kernels generated from the bands' wavelengths
+        return DOFAViT(spec, [b.wavelength for b in bands], patch_size=cfg.patch_size,
+                       embed_dim=cfg.embed_dim, depth=cfg.depth, num_heads=cfg.num_heads)
+    return FrozenViT(spec, in_chans=len(bands), patch_size=cfg.patch_size,
                      embed_dim=cfg.embed_dim, depth=cfg.depth, num_heads=cfg.num_heads)
 
 
@@ -39,7 +44,7 @@ class Segmentor(nn.Module):
         model_bands = band_registry.resolve_all(cfg.data.bands)
         self.in_chans = len(model_bands)
         self.num_classes = cfg.data.num_classes
-        self.backbone = _build_vit(cfg.backbone, self.in_chans)
+        self.backbone = _build_vit(cfg.backbone, model_bands)
         # query linking only where a head takes queries: otherwise its layers would never train
         plugin_cfg = cfg.plugin if cfg.head.type == "mask2former" else \
             cfg.plugin.model_copy(update={"link_queries": False})
