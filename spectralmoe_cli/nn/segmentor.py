@@ -16,6 +16,7 @@ from ..config import ModelConfig
 from ..errors import ConfigError
 from . import adapters, mask2former, moe  # noqa: F401  (register the plugins and heads)
 from .dofa import DOFAViT
+from .vfm_timm import SamViT
 from .backbones import DepthEncoder, FrozenViT, get_spec
 from .heads import build_head
 from .plugin import build_plugin
@@ -33,7 +34,8 @@ def _build_vit(cfg, bands: list[band_registry.Band]) -> FrozenViT | DOFAViT:
     if spec.family == "dofa":  # kernels generated from the bands' wavelengths
         return DOFAViT(spec, [b.wavelength for b in bands], patch_size=cfg.patch_size,
                        embed_dim=cfg.embed_dim, depth=cfg.depth, num_heads=cfg.num_heads)
-    return FrozenViT(spec, in_chans=len(bands), patch_size=cfg.patch_size,
+    vit_class = SamViT if spec.family == "sam" else FrozenViT
+    return vit_class(spec, in_chans=len(bands), patch_size=cfg.patch_size,
                      embed_dim=cfg.embed_dim, depth=cfg.depth, num_heads=cfg.num_heads)
 
 
@@ -56,14 +58,17 @@ class Segmentor(nn.Module):
             self.depth_model = DepthEncoder(
                 get_spec(cfg.depth.name), patch_size=cfg.depth.patch_size, embed_dim=cfg.depth.embed_dim,
                 depth=cfg.depth.depth, num_heads=cfg.depth.num_heads)
-            if (self.depth_model.depth, self.depth_model.embed_dim) != (
-                    self.backbone.depth, self.backbone.embed_dim):
+            if self.depth_model.depth > self.backbone.depth:
                 raise ConfigError(
-                    f"depth model {cfg.depth.name} ({self.depth_model.depth} blocks, "
-                    f"{self.depth_model.embed_dim}-d) does not pair with backbone "
-                    f"{cfg.backbone.name} ({self.backbone.depth} blocks, "
-                    f"{self.backbone.embed_dim}-d): layer l of one feeds layer l of the other"
-                )
+                    f"depth model {cfg.depth.name} ({self.depth_model.depth} blocks) is deeper than "
+                    f"backbone {cfg.backbone.name} ({self.backbone.depth} blocks): each backbone "
+                    f"layer takes one depth layer")
+            if self.depth_model.embed_dim != self.backbone.embed_dim:
+                # a wider VFM (SAM-H 1280 vs ViT-L 1024): a trainable projection, part of the plugin
+                self.plugin.depth_projection = nn.Linear(self.depth_model.embed_dim, self.backbone.embed_dim)
+            # backbone layer l reads depth layer ceil((l+1)·D_depth/D_vfm)-1: the last reads the last
+            self.depth_layers = [-(-(layer + 1) * self.depth_model.depth // self.backbone.depth) - 1
+                                 for layer in range(self.backbone.depth)]
             rgb = band_registry.rgb_indices(model_bands)
             self.rgb_bands = [model_bands[i].name for i in rgb]
             self.register_buffer("rgb_index", torch.tensor(rgb), persistent=False)
@@ -94,7 +99,10 @@ class Segmentor(nn.Module):
                 tokens = vit.block(layer, tokens, rope)
                 depth = None
                 if depth_tokens is not None:
-                    depth = depth_tokens[layer][:, depth_prefix:].to(tokens.dtype)
+                    depth = depth_tokens[self.depth_layers[layer]][:, depth_prefix:].to(tokens.dtype)
+                    projection = getattr(self.plugin, "depth_projection", None)
+                    if projection is not None:
+                        depth = projection(depth)
                 patches, loss = self.plugin(layer, tokens[:, prefix:], depth)
                 tokens = torch.cat([tokens[:, :prefix], patches], dim=1)
                 aux = aux + loss
