@@ -60,9 +60,9 @@ class Segmentor(nn.Module):
                 depth=cfg.depth.depth, num_heads=cfg.depth.num_heads)
             if self.depth_model.depth > self.backbone.depth:
                 raise ConfigError(
-                    f"depth model {cfg.depth.name} ({self.depth_model.depth} blocks) is deeper than "
-                    f"backbone {cfg.backbone.name} ({self.backbone.depth} blocks): each backbone "
-                    f"layer takes one depth layer")
+                    f"depth model {cfg.depth.name} ({self.depth_model.depth} blocks) does not pair "
+                    f"with backbone {cfg.backbone.name} ({self.backbone.depth} blocks): it is deeper, "
+                    f"and each backbone layer takes one depth layer")
             if self.depth_model.embed_dim != self.backbone.embed_dim:
                 # a wider VFM (SAM-H 1280 vs ViT-L 1024): a trainable projection, part of the plugin
                 self.plugin.depth_projection = nn.Linear(self.depth_model.embed_dim, self.backbone.embed_dim)
