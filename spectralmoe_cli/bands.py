@@ -1,14 +1,17 @@
 """Band registry: canonical names, aliases and centre wavelengths.
 
 Scenes name their bands in many ways (Sentinel-2 ``B4``/``B04``, STAC common names ``red``,
-Landsat ``SR_B4``). A checkpoint stores its bands by canonical name, so matching is by identity,
-not by position. Bare ``B<n>`` names follow Sentinel-2; other sensors use a prefix
-(``landsat8:B5``, ``landsat7:SR_B3``), since ``B5`` means different bands on each.
+Landsat ``SR_B4``, hyperspectral ``665nm``). A checkpoint stores its bands by canonical name, so
+matching is by identity, not by position; a band the scene lacks by name may be matched by centre
+wavelength within a tolerance (another sensor's slightly different band centres). Bare ``B<n>``
+names follow Sentinel-2; other sensors use a prefix (``landsat8:B5``, ``landsat7:SR_B3``), since
+``B5`` means different bands on each.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .errors import BandError
@@ -117,9 +120,32 @@ def resolve(name: str, sensor: str | None = None) -> Band:
 
 
 def wavelength_band(micrometres: float) -> Band:
-    """A hyperspectral band named by its centre wavelength (matched within 1 nm)."""
+    """A hyperspectral band named by its centre wavelength, rounded to 1 nm."""
     nm = round(micrometres * 1000.0)
     return Band(f"wl{nm}nm", nm / 1000.0)
+
+
+_UNITS_TO_UM = {"nm": 1e-3, "nanometers": 1e-3, "nanometres": 1e-3, "nanometer": 1e-3,
+                "um": 1.0, "µm": 1.0, "micrometers": 1.0, "micrometres": 1.0, "micrometer": 1.0,
+                "microns": 1.0, "micron": 1.0, "mm": 1e3, "millimeters": 1e3}
+
+
+def wavelength_from_metadata(value: str | float, units: str | None) -> Band:
+    """A band from a file's ``wavelength`` / ``wavelength_units`` metadata (ENVI, HSI GeoTIFFs).
+
+    Without units, a value above 100 is read as nanometres and one below as micrometres, the
+    only two conventions in use for optical bands.
+    """
+    try:
+        number = float(str(value).strip())
+    except ValueError:
+        raise BandError(f"band wavelength {value!r} is not a number") from None
+    if units:
+        key = units.strip().lower()
+        if key not in _UNITS_TO_UM:
+            raise BandError(f"unknown wavelength units {units!r}; use nm or um")
+        return wavelength_band(number * _UNITS_TO_UM[key])
+    return wavelength_band(number / 1000.0 if number > 100 else number)
 
 
 def resolve_all(names: list[str], sensor: str | None = None) -> list[Band]:
@@ -155,12 +181,77 @@ def reorder(scene: list[Band], model: list[Band]) -> list[int]:
     return [position[b.name] for b in model]
 
 
-def rgb_indices(bands: list[Band]) -> list[int]:
-    """Positions of red, green and blue in a band list (what the depth model reads)."""
+RGB_CENTRES_NM = {"red": 665.0, "green": 560.0, "blue": 490.0}
+RGB_REACH_NM = 40.0  # how far from its colour's centre a band may be and still stand in for it
+VISIBLE_NM = (380.0, 750.0)
+
+
+def rgb_indices(bands: Sequence[Band]) -> list[int]:
+    """Positions of the bands the depth model reads as R, G, B.
+
+    A band named red/green/blue is that colour; otherwise the visible band nearest 665, 560 or
+    490 nm is, if it lies within ±40 nm (a hyperspectral cube names its bands by wavelength).
+    """
     position = {b.name: i for i, b in enumerate(bands)}
-    missing = [c for c in ("red", "green", "blue") if c not in position]
-    if missing:
-        raise BandError(
-            f"the depth model needs red, green and blue bands; missing: {', '.join(missing)}"
-        )
-    return [position["red"], position["green"], position["blue"]]
+    chosen: list[int] = []
+    for colour, centre in RGB_CENTRES_NM.items():
+        if colour in position:
+            chosen.append(position[colour])
+            continue
+        visible = [(abs(b.wavelength * 1000.0 - centre), i) for i, b in enumerate(bands)
+                   if b.wavelength is not None and VISIBLE_NM[0] <= b.wavelength * 1000.0 <= VISIBLE_NM[1]]
+        if not visible or min(visible)[0] > RGB_REACH_NM:
+            have = ", ".join(b.name for b in bands)
+            raise BandError(
+                f"the depth model needs a {colour} band: name one {colour!r} or give a band within "
+                f"±{RGB_REACH_NM:g} nm of {centre:g} nm (bands: {have})")
+        chosen.append(min(visible)[1])
+    return chosen
+
+
+DEFAULT_TOLERANCE_NM = 5.0
+
+
+@dataclass(frozen=True)
+class BandMatch:
+    """Which scene band stands for a model band, and how far apart their centres are (nm)."""
+
+    model: Band
+    index: int
+    scene: Band
+    offset_nm: float = 0.0
+
+
+def _offset_nm(a: Band, b: Band) -> float:
+    assert a.wavelength is not None and b.wavelength is not None
+    return (b.wavelength - a.wavelength) * 1000.0
+
+
+def match_bands(scene: Sequence[Band | None], model: Sequence[Band],
+                tolerance_nm: float = DEFAULT_TOLERANCE_NM) -> list[BandMatch]:
+    """Scene band for every model band: by name, else the nearest centre within the tolerance.
+
+    BandError (exit 3) names the first model band without a match and the nearest scene band.
+    """
+    position = {b.name: i for i, b in enumerate(scene) if b is not None}
+    optical = [(i, b) for i, b in enumerate(scene) if b is not None and b.wavelength is not None]
+    matches: list[BandMatch] = []
+    for wanted in model:
+        if wanted.name in position:
+            matches.append(BandMatch(wanted, position[wanted.name], wanted))
+            continue
+        if wanted.wavelength is None or not optical:
+            have = ", ".join(b.name if b else "?" for b in scene)
+            raise BandError(f"the scene lacks band {wanted.name} that the model needs (scene has: {have})")
+        index, nearest = min(optical, key=lambda ib: abs(_offset_nm(wanted, ib[1])))
+        offset = _offset_nm(wanted, nearest)
+        if abs(offset) > tolerance_nm:
+            raise BandError(
+                f"the scene lacks band {wanted.name} ({wanted.wavelength * 1000:g} nm) that the model "
+                f"needs: the nearest is {nearest.name}, {offset:+.1f} nm off, beyond "
+                f"--wavelength-tolerance {tolerance_nm:g} nm (raise it, or use --resample-spectra)")
+        if any(m.index == index for m in matches):
+            raise BandError(f"scene band {nearest.name} would stand for two model bands; lower "
+                            f"--wavelength-tolerance (now {tolerance_nm:g} nm) or use --resample-spectra")
+        matches.append(BandMatch(wanted, index, nearest, offset))
+    return matches

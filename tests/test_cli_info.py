@@ -47,5 +47,5 @@ def test_unknown_model_and_bad_config_are_one_line_usage_errors(tmp_path):
     unknown_backbone.write_text('name = "x"\n[backbone]\nname = "resnet50"\n[plugin]\nmethod = "frozen"\n')
     assert_one_line_error(run_cli("info", "--model", unknown_backbone), 2, "unknown backbone 'resnet50'")
     mismatch = tmp_path / "mm.toml"
-    mismatch.write_text('name = "x"\n[backbone]\nname = "dinov3_vitl16"\n[depth]\nname = "promptda_vits"\n')
-    assert_one_line_error(run_cli("info", "--model", mismatch), 2, "does not pair")
+    mismatch.write_text('name = "x"\n[backbone]\nname = "dinov3_vits16"\n[depth]\nname = "promptda_vitl"\n')
+    assert_one_line_error(run_cli("info", "--model", mismatch), 2, "does not pair", "deeper")

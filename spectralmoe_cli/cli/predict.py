@@ -36,6 +36,14 @@ def predict(
     bands: Optional[str] = opt.bands(S, "The scene's bands in file order, e.g. B4,B3,B2,B8 or "
                                         "red,green,blue,nir.", default="the file's band descriptions"),
     nodata: Optional[float] = opt.nodata(S, "Override every band's nodata value."),
+    wavelength_tolerance: Optional[float] = opt.option(
+        S, "wavelength_tolerance", "--wavelength-tolerance", panel=opt.INPUT,
+        help="A model band the scene lacks by name matches the scene band nearest in centre "
+             "wavelength within NM nanometres."),
+    resample_spectra: Optional[bool] = opt.switch(
+        S, "resample_spectra", "--resample-spectra/--no-resample-spectra", panel=opt.INPUT,
+        help="Linearly interpolate each pixel's spectrum onto the checkpoint's band wavelengths "
+             "(no extrapolation beyond the scene's range)."),
     mask: Optional[str] = opt.option(
         S, "mask", "--mask", panel=opt.INPUT,
         help="Pixels to leave out (255 in the map): auto (a STAC item's SCL classes 0,1,3,8,9,10 "

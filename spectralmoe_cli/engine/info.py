@@ -42,6 +42,7 @@ def describe(model: str | None = None, checkpoint: str | Path | None = None) -> 
         "depth_model": None if net.depth_model is None else {
             "name": cfg.depth.name, "blocks": net.depth_model.depth,
             "embed_dim": net.depth_model.embed_dim, "weights": cfg.depth.weights,
+            "rgb_bands": net.rgb_bands,
         },
         "plugin": cfg.plugin.model_dump(),
         "head": cfg.head.model_dump(),
@@ -75,7 +76,8 @@ def render(report: dict) -> str:
     ]
     if report["depth_model"]:
         d = report["depth_model"]
-        lines.append(f"depth model  {d['name']}, {d['blocks']} blocks, {d['embed_dim']}-d, weights: {d['weights']}")
+        lines.append(f"depth model  {d['name']}, {d['blocks']} blocks, {d['embed_dim']}-d, weights: {d['weights']}, "
+                     f"R,G,B from {','.join(d['rgb_bands'])}")
     plug = report["plugin"]
     method = PLUGINS.get(plug["method"])
     detail = method.summary(PluginConfig.model_validate(plug))

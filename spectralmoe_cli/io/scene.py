@@ -73,6 +73,7 @@ class Scene:
     origin: Origin | None = None
     policy: RetryPolicy | None = None  # set for a remote raster: its reads are retried
     mask: MaskLayer | None = None  # clouds etc. (``--mask``); applied by predict's chunk reads
+    band_tags: list[dict[str, str]] = field(default_factory=list)  # per band: wavelength etc.
 
     @property
     def count(self) -> int:
@@ -181,7 +182,8 @@ def _open_gdal(source: str) -> Scene:
         with rasterio.open(source) as src:
             meta = dict(crs=src.crs, transform=src.transform, descriptions=list(src.descriptions),
                         nodata=list(src.nodatavals), scales=[float(s) for s in src.scales],
-                        offsets=[float(o) for o in src.offsets], dtype=src.dtypes[0])
+                        offsets=[float(o) for o in src.offsets], dtype=src.dtypes[0],
+                        band_tags=[_band_tags(src, i) for i in src.indexes])
             if src.count == 0 or src.width == 0 or src.height == 0:
                 raise InputDataError(f"scene {source} has no pixels")
         with warnings.catch_warnings():
@@ -194,6 +196,11 @@ def _open_gdal(source: str) -> Scene:
     if isinstance(array, list):
         raise InputDataError(f"{source} holds several subdatasets; name one (e.g. NETCDF:file:var)")
     return Scene(source=source, array=array, **meta)
+
+
+def _band_tags(src: rasterio.io.DatasetReader, index: int) -> dict[str, str]:
+    """A band's metadata, default domain and GDAL's IMAGERY domain (CENTRAL_WAVELENGTH_UM)."""
+    return {**src.tags(index), **src.tags(index, ns="IMAGERY")}
 
 
 def _open_zarr(path: Path) -> Scene:

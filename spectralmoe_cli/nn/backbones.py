@@ -147,7 +147,7 @@ class FrozenViT(nn.Module):
                      {"embed_dim": embed_dim, "depth": depth, "num_heads": num_heads}.items()
                      if v is not None}
         self.spec = replace(spec, **overrides)
-        self.is_rope = spec.family == "dinov3"
+        self.is_rope = spec.family in ("dinov3", "eva02")  # timm Eva models: RoPE tables
         self.vit = timm.create_model(
             spec.timm_name, pretrained=False, num_classes=0, in_chans=in_chans,
             patch_size=patch_size, img_size=img_size, dynamic_img_size=True, **overrides,
@@ -358,8 +358,8 @@ def map_state_dict(vit: FrozenViT, state: dict, fmt: str) -> dict[str, torch.Ten
         mapped = _rename_dinov3(state, model_keys)
     elif layout in ("dinov2", "depth_anything_v2", "promptda"):
         mapped = _rename_dinov2(state, model_keys)
-    elif layout == "timm":
-        mapped = dict(state)
+    elif layout == "timm":  # a classifier/projection head (timm's CLIP copies) is not the encoder
+        mapped = {k: v for k, v in state.items() if not (k.startswith("head.") and k not in model_keys)}
     else:
         raise ConfigError(f"unknown weight format {fmt!r}")
 

@@ -12,7 +12,8 @@ from typing import NoReturn
 
 from ..config import HeadConfig, ModelConfig, PluginConfig
 from ..errors import ConfigError
-from . import adapters, adaptformer, fada, mask2former, moe, spectral_set, vpt  # noqa: F401  (they register the plugins and heads)
+from . import (  # noqa: F401  (they register the backbones, plugins and heads)
+    adapters, adaptformer, dofa, fada, mask2former, moe, spectral_set, vfm_timm, vpt)
 from .backbones import BACKBONES
 from .heads import HEADS, Head
 from .plugin import PLUGINS, Plugin

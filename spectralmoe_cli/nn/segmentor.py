@@ -1,7 +1,7 @@
 """Frozen visual model + frozen depth model + plugin + head -> per-class logits.
 
 Input: a normalised tensor [B, C, H, W] whose C bands are the config's bands in order. The depth
-model reads the red, green and blue bands (picked by name). Patch tokens are refined after every
+model reads the red, green and blue bands (by name, else nearest 665/560/490 nm). Patch tokens are refined after every
 block; four of them (at 1/3, 1/2, 2/3 and all of the depth) become the stride 4/8/16/32 scales.
 """
 
@@ -14,6 +14,8 @@ from torch import nn
 from .. import bands as band_registry
 from ..config import ModelConfig
 from ..errors import ConfigError
+from .dofa import DOFAViT
+from .vfm_timm import SamViT
 from .backbones import DepthEncoder, FrozenViT, get_spec
 from .catalog import HEADS, build_head, build_plugin, check_model_config
 
@@ -25,8 +27,13 @@ def feature_layers(depth: int) -> list[int]:
     return [max(depth // 3 - 1, 0), max(depth // 2 - 1, 0), max(2 * depth // 3 - 1, 0), depth - 1]
 
 
-def _build_vit(cfg, in_chans: int) -> FrozenViT:
-    return FrozenViT(get_spec(cfg.name), in_chans=in_chans, patch_size=cfg.patch_size,
+def _build_vit(cfg, bands: list[band_registry.Band]) -> FrozenViT | DOFAViT:
+    spec = get_spec(cfg.name)
+    if spec.family == "dofa":  # kernels generated from the bands' wavelengths
+        return DOFAViT(spec, [b.wavelength for b in bands], patch_size=cfg.patch_size,
+                       embed_dim=cfg.embed_dim, depth=cfg.depth, num_heads=cfg.num_heads)
+    vit_class = SamViT if spec.family == "sam" else FrozenViT
+    return vit_class(spec, in_chans=len(bands), patch_size=cfg.patch_size,
                      embed_dim=cfg.embed_dim, depth=cfg.depth, num_heads=cfg.num_heads)
 
 
@@ -38,27 +45,32 @@ class Segmentor(nn.Module):
         model_bands = band_registry.resolve_all(cfg.data.bands)
         self.in_chans = len(model_bands)
         self.num_classes = cfg.data.num_classes
-        self.backbone = _build_vit(cfg.backbone, self.in_chans)
+        self.backbone = _build_vit(cfg.backbone, model_bands)
         # query linking only where a head takes queries: otherwise its layers would never train
         plugin_cfg = cfg.plugin if HEADS.get(cfg.head.type).uses_queries else \
             cfg.plugin.model_copy(update={"link_queries": False})
         self.plugin = build_plugin(plugin_cfg, self.backbone.depth, self.backbone.embed_dim)
         self.depth_model: DepthEncoder | None = None
+        self.rgb_bands: list[str] = []
         if self.plugin.needs_depth:
             assert cfg.depth is not None
             self.depth_model = DepthEncoder(
                 get_spec(cfg.depth.name), patch_size=cfg.depth.patch_size, embed_dim=cfg.depth.embed_dim,
                 depth=cfg.depth.depth, num_heads=cfg.depth.num_heads)
-            if (self.depth_model.depth, self.depth_model.embed_dim) != (
-                    self.backbone.depth, self.backbone.embed_dim):
+            if self.depth_model.depth > self.backbone.depth:
                 raise ConfigError(
-                    f"depth model {cfg.depth.name} ({self.depth_model.depth} blocks, "
-                    f"{self.depth_model.embed_dim}-d) does not pair with backbone "
-                    f"{cfg.backbone.name} ({self.backbone.depth} blocks, "
-                    f"{self.backbone.embed_dim}-d): layer l of one feeds layer l of the other"
-                )
-            self.register_buffer("rgb_index", torch.tensor(band_registry.rgb_indices(model_bands)),
-                                 persistent=False)
+                    f"depth model {cfg.depth.name} ({self.depth_model.depth} blocks) does not pair "
+                    f"with backbone {cfg.backbone.name} ({self.backbone.depth} blocks): it is deeper, "
+                    f"and each backbone layer takes one depth layer")
+            if self.depth_model.embed_dim != self.backbone.embed_dim:
+                # a wider VFM (SAM-H 1280 vs ViT-L 1024): a trainable projection, part of the plugin
+                self.plugin.depth_projection = nn.Linear(self.depth_model.embed_dim, self.backbone.embed_dim)
+            # backbone layer l reads depth layer ceil((l+1)·D_depth/D_vfm)-1: the last reads the last
+            self.depth_layers = [-(-(layer + 1) * self.depth_model.depth // self.backbone.depth) - 1
+                                 for layer in range(self.backbone.depth)]
+            rgb = band_registry.rgb_indices(model_bands)
+            self.rgb_bands = [model_bands[i].name for i in rgb]
+            self.register_buffer("rgb_index", torch.tensor(rgb), persistent=False)
         self.plugin.attach(self.backbone)
         self.layers = feature_layers(self.backbone.depth)
         query_dim = cfg.plugin.query_dim if self.plugin.links_queries else None
@@ -86,7 +98,10 @@ class Segmentor(nn.Module):
                 tokens = vit.block(layer, tokens, rope, self.plugin.prompts(layer, x.shape[0]))
                 depth = None
                 if depth_tokens is not None:
-                    depth = depth_tokens[layer][:, depth_prefix:].to(tokens.dtype)
+                    depth = depth_tokens[self.depth_layers[layer]][:, depth_prefix:].to(tokens.dtype)
+                    projection = getattr(self.plugin, "depth_projection", None)
+                    if projection is not None:
+                        depth = projection(depth)
                 patches, loss = self.plugin(layer, tokens[:, prefix:], depth, grid)
                 tokens = torch.cat([tokens[:, :prefix], patches], dim=1)
                 aux = aux + loss

@@ -16,6 +16,7 @@ import numpy as np
 from ...io import zarr_store
 from ...io.masks import MaskSpec
 from ...io.scene import Scene
+from ...io.spectra import SpectralMix
 from ...io.tiling import Grid, tile_weight
 from ...labels import CLASS_MAP_NODATA
 from ..runtime.inference import TileModel
@@ -44,6 +45,7 @@ class SceneJob:
     spill_dir: str
     opener: object = None
     mask: MaskSpec | None = None  # set when the scene has a mask layer: counts are recorded
+    mix: SpectralMix | None = None  # --resample-spectra: model bands from the bands read
 
     @property
     def grid(self) -> Grid:
@@ -68,6 +70,8 @@ def read_chunk(job: SceneJob, scene: Scene, i: int, j: int) -> ChunkRead:
         removed = scene.mask.invalid(*mosaic.region) & valid
         masked = int(removed[:mosaic.y1 - mosaic.y0, :mosaic.x1 - mosaic.x0].sum())
         valid &= ~removed
+    if job.mix is not None:
+        data = job.mix.apply(data)
     return ChunkRead(mosaic, data, valid, time.perf_counter() - start, masked)
 
 

@@ -36,7 +36,7 @@ from ...io.polygons import VECTOR_FORMATS, write_class_polygons
 from ...io.tiling import Grid
 from ..runtime.inference import TileModel
 from ..runtime.progress import Progress
-from .bands import model_band_indices
+from .bands import BandSelection, select_bands
 from .chunks import SceneJob, exchange_spills, finish_chunk, infer_chunk, read_chunk, write_chunk
 from .settings import PredictSettings
 from .sources import StacSource, open_source
@@ -62,7 +62,7 @@ class SceneResult:
 
 
 def output_name(scene: Scene, meta: CheckpointMeta, settings: PredictSettings,
-                band_index: list[int]) -> str:
+                band_index: list) -> str:
     """``<scene stem>_<model>_<8 hex>``: the same scene, model and settings give the same name."""
     source = Path(scene.source)
     if scene.origin is not None:
@@ -129,12 +129,12 @@ class ScenePredictor:
         (memory stays flat in scene size, as predict's) and removed; nothing else is produced.
         """
         scene = open_source(source, self.meta, self.settings.mask).with_nodata(self.settings.nodata)
-        band_index = model_band_indices(scene, self.settings.bands, self.meta)
-        paths = self._paths(output_name(scene, self.meta, self.settings, band_index))
+        selection = self._select(scene)
+        paths = self._paths(output_name(scene, self.meta, self.settings, selection.key()))
         for key in ("partial", "spill"):
             _remove(paths[key])
         try:
-            self._fill_store(scene, band_index, paths, SceneResult(scene=source, status="failed"))
+            self._fill_store(scene, selection, paths, SceneResult(scene=source, status="failed"))
             classes = zarr_store.open_store(paths["partial"])["classes"]
             for window in block_windows(scene.width, scene.height, classes.chunks[0]):
                 rows, cols = window.toslices()
@@ -142,6 +142,10 @@ class ScenePredictor:
         finally:
             _remove(paths["partial"])
             _remove(paths["spill"])
+
+    def _select(self, scene: Scene) -> BandSelection:
+        s = self.settings
+        return select_bands(scene, s.bands, self.meta, s.wavelength_tolerance, s.resample_spectra)
 
     def _paths(self, name: str) -> dict[str, Path]:
         out = self.out_dir
@@ -160,8 +164,8 @@ class ScenePredictor:
         scene = scene.with_nodata(settings.nodata)
         if scene.crs is None:
             log.warning("%s has no CRS: the map keeps its pixel grid but has no georeferencing", source)
-        band_index = model_band_indices(scene, settings.bands, self.meta)
-        name = output_name(scene, self.meta, settings, band_index)
+        selection = self._select(scene)
+        name = output_name(scene, self.meta, settings, selection.key())
         paths = self._paths(name)
         result.name = name
         wanted = ["item", "quicklook", *settings.formats]
@@ -178,14 +182,14 @@ class ScenePredictor:
                     _remove(paths[key])
             if not paths["zarr"].exists():
                 if not zarr_store.is_finalized(paths["partial"]):  # else: killed just before the rename
-                    self._fill_store(scene, band_index, paths, result, source)
+                    self._fill_store(scene, selection, paths, result, source)
                     zarr_store.settle_masked_fraction(paths["partial"])
                     zarr_store.finalize_store(paths["partial"])
                 rename_into_place(paths["partial"], paths["zarr"])
             self._derive_outputs(scene, name, str(source), paths, result)
         result.status = "done"
 
-    def _fill_store(self, scene: Scene, band_index: list[int], paths: dict[str, Path],
+    def _fill_store(self, scene: Scene, selection: BandSelection, paths: dict[str, Path],
                     result: SceneResult, opener: str | StacSource | None = None) -> None:
         s = self.settings
         grid = Grid(scene.height, scene.width, s.tile, s.tile - s.overlap)
@@ -207,12 +211,12 @@ class ScenePredictor:
                  "classes": [c.model_dump() for c in self.meta.classes]})
             if scene.mask is not None:
                 zarr_store.add_masked_table(zarr_store.open_store(store))
-        job = SceneJob(source=scene.source, band_index=tuple(band_index), nodata=s.nodata,
+        job = SceneJob(source=scene.source, band_index=tuple(selection.indices), nodata=s.nodata,
                        height=scene.height, width=scene.width, tile=s.tile, stride=grid.stride,
                        chunk=chunk, blend=s.blend, probabilities=s.probabilities,
                        num_classes=len(self.meta.classes), store=str(store),
                        spill_dir=str(paths["spill"]), opener=opener or scene.source,
-                       mask=s.mask if scene.mask is not None else None)
+                       mask=s.mask if scene.mask is not None else None, mix=selection.mix)
         group = zarr_store.open_store(store)
         chunks = grid.chunks(chunk)
         todo = [c for c in chunks if not zarr_store.chunk_done(group, *c)]

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, StrictBool, StrictFloat, StrictInt
 
-from ...bands import parse_band_list
+from ...bands import DEFAULT_TOLERANCE_NM, parse_band_list
 from ...errors import UsageError
 from ...io.tiling import BLENDS, FIXED_ONE, max_overlapping_tiles
 from ..options import CommaText, ComputeFields, Options, RetryFields, SearchFields
@@ -52,11 +52,15 @@ class PredictSettings:
     tta: str = "none"
     min_area: float = 0.0  # polygons: drop smaller ones (squared map units)
     simplify: float = 0.0  # polygons: simplification tolerance (map units)
+    wavelength_tolerance: float = DEFAULT_TOLERANCE_NM
+    resample_spectra: bool = False
 
     def validate(self) -> None:
         from ...io.cog import COMPRESSIONS, OVERVIEW_RESAMPLINGS  # zarr and rio-cogeo: only for a run
         from ..runtime.tta import TTAS  # torch: only for a run
 
+        if not self.wavelength_tolerance >= 0:
+            raise UsageError("--wavelength-tolerance must be 0 or more (nm)")
         if self.tile < 16:
             raise UsageError(f"--tile {self.tile} is too small (at least 16)")
         if not 0 <= self.overlap < self.tile:
@@ -138,6 +142,8 @@ class PredictOptions(TileFields, ComputeFields, SearchFields, RetryFields):
     tta: str = PredictSettings.tta
     min_area: StrictFloat = Field(PredictSettings.min_area, ge=0)
     simplify: StrictFloat = Field(PredictSettings.simplify, ge=0)
+    wavelength_tolerance: StrictFloat = Field(PredictSettings.wavelength_tolerance, ge=0)
+    resample_spectra: StrictBool = PredictSettings.resample_spectra
 
     def settings(self, meta: CheckpointMeta) -> PredictSettings:
         """The run's settings: what was given, the checkpoint's tiling where nothing was."""
@@ -149,4 +155,5 @@ class PredictOptions(TileFields, ComputeFields, SearchFields, RetryFields):
             blend=self.blend, nodata=self.nodata, probabilities=self.probabilities,
             formats=self.format, chunk=self.chunk, force=self.force, compress=self.compress,
             overview_resampling=self.overview_resampling, mask=parse_mask(self.mask),
-            tta=self.tta.lower(), min_area=self.min_area, simplify=self.simplify)
+            tta=self.tta.lower(), min_area=self.min_area, simplify=self.simplify,
+            wavelength_tolerance=self.wavelength_tolerance, resample_spectra=self.resample_spectra)

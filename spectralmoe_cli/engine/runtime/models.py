@@ -11,6 +11,7 @@ from ...config import BackboneConfig, ModelConfig, load_config
 from ...errors import CheckpointError
 from ...nn.backbones import FrozenViT, get_spec, load_weights
 from ...nn.catalog import PLUGINS, check_model_config
+from ...nn.dofa import DOFAViT, load_dofa_weights
 from ...nn.segmentor import Segmentor
 from .weights import locate, read_state_dict
 from .devices import pick_device
@@ -27,11 +28,14 @@ def load_model_config(name_or_path: str) -> ModelConfig:
     return cfg
 
 
-def _load_pretrained(vit: FrozenViT, cfg: BackboneConfig) -> None:
+def _load_pretrained(vit: FrozenViT | DOFAViT, cfg: BackboneConfig) -> None:
     if cfg.weights == "random":
         return
     path, fmt = locate(get_spec(cfg.name), cfg.weights)
-    load_weights(vit, read_state_dict(path), fmt)
+    if isinstance(vit, DOFAViT):
+        load_dofa_weights(vit, read_state_dict(path))
+    else:
+        load_weights(vit, read_state_dict(path), fmt)
 
 
 def build_model(cfg: ModelConfig, pretrained: bool = True) -> Segmentor:

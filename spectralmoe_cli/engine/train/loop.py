@@ -155,6 +155,8 @@ def fit(opts: TrainOptions, plan: Plan, run: RunDir, device: torch.device) -> Pa
     progress = StepProgress(step, opts.steps)
     progress.note(f"training {plan.cfg.name} on {len(plan.train_pairs)} image(s), {device}, "
                   f"steps {step + 1}..{opts.steps}")
+    if model.rgb_bands:
+        progress.note(f"depth model reads R, G, B from bands {', '.join(model.rgb_bands)}")
     try:
         while step < opts.steps:
             began = time.perf_counter()

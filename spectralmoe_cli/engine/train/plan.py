@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ...bands import Band, parse_band_list, reorder, resolve_all
+from ...bands import Band, parse_band_list, reorder, resolve_all, rgb_indices
 from ...config import ModelConfig
 from ...errors import UsageError
 from ..labelled.classes import ClassSpec, load_classes
@@ -84,6 +84,8 @@ def plan_run(opts: TrainOptions, run: RunDir) -> Plan:
     model_bands = model_band_order(file_bands, list(base.data.bands))
     order = reorder(file_bands, model_bands)
     cfg = base.with_data([b.name for b in model_bands], classes.num_classes)
+    if cfg.depth is not None and cfg.plugin.method in ("spectralmoe", "depthforge"):
+        rgb_indices(model_bands)  # the depth model's R, G, B exist (exit 3 before any write)
     stored = run.read_json("run.json") if opts.resume and run.is_run() else None
     if stored is not None and stored["recipe"]["model"]["name"] != cfg.name:
         raise UsageError(f"{run.root} is a run of model {stored['recipe']['model']['name']}, not "
