@@ -72,24 +72,26 @@ def _build(tmp: Path, name: str, spec: CogSpec, blocks: Blocks) -> None:
         "driver": "GTiff", "width": spec.width, "height": spec.height, "count": spec.count,
         "dtype": spec.dtype, "crs": spec.crs, "transform": spec.transform,
         "nodata": spec.nodata, "tiled": True, "blockxsize": BLOCK, "blockysize": BLOCK,
-        "compress": "DEFLATE", "BIGTIFF": "IF_SAFER",
+        "compress": "DEFLATE", "BIGTIFF": "IF_SAFER", "NUM_THREADS": "ALL_CPUS",
     }
     if spec.colormap is not None:
         profile["photometric"] = "palette"
     options = {"PREDICTOR": "YES"} if spec.predictor else {}
     try:
+        # threads compress the scratch file's blocks; a process-wide GDAL_NUM_THREADS here would
+        # also change how the blocks' sources are read (more range requests for remote ones)
+        with rasterio.open(staging, "w", **profile) as out:
+            if spec.colormap is not None:
+                out.write_colormap(1, spec.colormap)
+            for index, (description, tags) in enumerate(
+                    zip(spec.descriptions, spec.band_tags), start=1):
+                out.set_band_description(index, description)
+                out.update_tags(index, **tags)
+            if spec.tags:
+                out.update_tags(**spec.tags)
+            for window, data in blocks:
+                out.write(data, window=window)
         with rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS", GDAL_CACHEMAX=COG_CACHE_MB):
-            with rasterio.open(staging, "w", **profile) as out:
-                if spec.colormap is not None:
-                    out.write_colormap(1, spec.colormap)
-                for index, (description, tags) in enumerate(
-                        zip(spec.descriptions, spec.band_tags), start=1):
-                    out.set_band_description(index, description)
-                    out.update_tags(index, **tags)
-                if spec.tags:
-                    out.update_tags(**spec.tags)
-                for window, data in blocks:
-                    out.write(data, window=window)
             rasterio.shutil.copy(
                 staging, tmp, driver="COG", COMPRESS=spec.compress, **options, BLOCKSIZE=BLOCK,
                 OVERVIEWS="AUTO", OVERVIEW_RESAMPLING=spec.overview_resampling,
