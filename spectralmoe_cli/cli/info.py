@@ -14,8 +14,8 @@ def info(
                                         help="A model name from the zoo (see --list) or a TOML config path."),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", "-c",
                                               help="A trained .safetensors checkpoint."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
-    list_models: bool = typer.Option(False, "--list", help="List the named models and exit."),
+    as_json: bool = typer.Option(False, "--json", metavar="", help="Print JSON instead of text."),
+    list_models: bool = typer.Option(False, "--list", metavar="", help="List the named models and exit."),
 ) -> None:
     """Describe a model: architecture, trainable and frozen parameters by part, bands, classes.
 

@@ -16,7 +16,7 @@ def stats(
     source: Path = typer.Argument(..., help="A labelled folder (uses its images/), a folder of "
                                             "rasters, an image,label CSV, or one raster."),
     bands: str = typer.Option(..., "--bands", "-b", help=BANDS_HELP),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON (what train --stats reads)."),
+    as_json: bool = typer.Option(False, "--json", metavar="", help="Print JSON (what train --stats reads)."),
     nodata: Optional[float] = typer.Option(None, "--nodata",
                                            help="A value marking invalid pixels in any band; "
                                                 "replaces the files' own nodata."),
