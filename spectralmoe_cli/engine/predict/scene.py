@@ -23,7 +23,7 @@ import numpy as np
 from ... import __version__
 from ...checkpoint import CheckpointMeta
 from ...errors import SpectralMoEError, UsageError
-from ...files import discard_partials, exclusive_lock, json_float, rename_into_place
+from ...files import disk_error, discard_partials, exclusive_lock, json_float, rename_into_place
 from ...io import zarr_store
 from ...io.cog import write_class_cog
 from ...io.quicklook import write_quicklook
@@ -106,7 +106,13 @@ class ScenePredictor:
             result.error, result.exit_code = str(exc), exc.exit_code
             if log_errors:
                 log.error("%s: %s", source, exc)
-        except Exception as exc:  # a bug, but one scene must not stop the others
+        except Exception as exc:  # a full disk, or a bug: one scene must not stop the others
+            full = disk_error(exc, self.out_dir)
+            if full is not None:
+                result.error, result.exit_code = str(full), full.exit_code
+                if log_errors:
+                    log.error("%s: %s", source, full)
+                return result
             log.exception("%s: internal error", source)
             result.error, result.exit_code = f"internal error: {type(exc).__name__}: {exc}", 1
         return result
@@ -174,8 +180,9 @@ class ScenePredictor:
         store = paths["partial"]
         if store.exists():
             attrs = json.loads((store / ".zattrs").read_text()) if (store / ".zattrs").exists() else {}
-            if attrs.get("spectralmoe:chunk") != chunk:
-                log.info("%s: discarding a partial output made with another chunk size", store.name)
+            if attrs.get("spectralmoe:chunk") != chunk or not zarr_store.is_resumable(store):
+                log.info("%s: discarding a partial output made with another chunk size or "
+                         "left unfinished while it was created", store.name)
                 _remove(store)
                 _remove(paths["spill"])
         if not store.exists():
