@@ -23,6 +23,9 @@ if TYPE_CHECKING:
     from ..stac import SearchRequest
 
 _DEFAULT_POLICY = RetryPolicy()
+# The largest tile (predict, evaluate) or training crop, in pixels a side: a ViT's activations
+# grow with the square of the tokens, and a larger square does not fit in memory.
+MAX_TILE = 4096
 
 
 def _comma_text(value: Any) -> Any:

@@ -175,8 +175,13 @@ class ScenePredictor:
     def _fill_store(self, scene: Scene, band_index: list[int], paths: dict[str, Path],
                     result: SceneResult, opener: str | StacSource | None = None) -> None:
         s = self.settings
-        grid = Grid(scene.height, scene.width, s.tile, s.tile - s.overlap)
-        chunk = max(grid.chunk_size(s.chunk), -(-s.tile // grid.stride) * grid.stride)
+        tile, overlap = s.scene_tiling(scene.height, scene.width,
+                                       self.meta.model.backbone.patch_size)
+        if tile != s.tile:
+            log.info("%s: tile %d is larger than the %dx%d scene; using %d", scene.source, s.tile,
+                     scene.height, scene.width, tile)
+        grid = Grid(scene.height, scene.width, tile, tile - overlap)
+        chunk = max(grid.chunk_size(s.chunk), -(-tile // grid.stride) * grid.stride)
         store = paths["partial"]
         if store.exists():
             attrs = json.loads((store / ".zattrs").read_text()) if (store / ".zattrs").exists() else {}
@@ -194,7 +199,7 @@ class ScenePredictor:
                  "spectralmoe:checkpoint_hash": self.meta.content_hash,
                  "classes": [c.model_dump() for c in self.meta.classes]})
         job = SceneJob(source=scene.source, band_index=tuple(band_index), nodata=s.nodata,
-                       height=scene.height, width=scene.width, tile=s.tile, stride=grid.stride,
+                       height=scene.height, width=scene.width, tile=tile, stride=grid.stride,
                        chunk=chunk, blend=s.blend, probabilities=s.probabilities,
                        num_classes=len(self.meta.classes), store=str(store),
                        spill_dir=str(paths["spill"]), opener=opener or scene.source)
