@@ -55,6 +55,13 @@ class OutputValidationError(SpectralMoEError):
     exit_code = 5
 
 
+class DiskError(SpectralMoEError):
+    """An output that could not be written: disk full, quota, read-only or failing disk (exit 74,
+    EX_IOERR). Nothing is left under a final name; a rerun after freeing space resumes."""
+
+    exit_code = 74
+
+
 class TransientError(SpectralMoEError):
     """A network or service error that is safe to retry later (exit 75, EX_TEMPFAIL)."""
 
@@ -68,12 +75,14 @@ EXIT_CODES: dict[int, str] = {
     3: "input data error (missing band, unreadable raster, CRS, bad label values)",
     4: "partial failure: some scenes failed; summary written",
     5: "output validation failed",
+    74: "I/O error writing an output (disk full, quota, read-only disk): free space and rerun",
     75: "transient error (network, STAC API): safe to retry",
 }
 
 
 _BY_CODE: dict[int, type[SpectralMoEError]] = {
-    2: UsageError, 3: InputDataError, 4: PartialFailure, 5: OutputValidationError, 75: TransientError,
+    2: UsageError, 3: InputDataError, 4: PartialFailure, 5: OutputValidationError, 74: DiskError,
+    75: TransientError,
 }
 
 
@@ -99,3 +108,13 @@ def validation_message(exc: Exception, source: str, label: str = "",
            and isinstance(value, (str, int, float, bool, type(None))) else "")
     line = f"{label} {key}" if label else key
     return f"{source}: {line}: {first['msg']}{got}" if source else f"{line}: {first['msg']}{got}"
+
+
+def exception_chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and its causes and contexts, outermost first (each once, however they loop)."""
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen

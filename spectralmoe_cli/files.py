@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import errno
 import fcntl
 import glob
 import hashlib
@@ -10,14 +11,23 @@ import io
 import json
 import math
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from .errors import TransientError
+from .errors import DiskError, TransientError, exception_chain
 
 PARTIAL = ".part"  # in the name of every file still being written (``write_atomic``)
+
+_DISK_ERRNOS = {errno.ENOSPC: "no space left on the disk", errno.EDQUOT: "disk quota exceeded",
+                errno.EFBIG: "file too large for the file system",
+                errno.EROFS: "read-only file system", errno.EIO: "I/O error on the disk"}
+# the same failures as GDAL, zarr and numcodecs word them when the errno is lost on the way
+_DISK_TEXTS = {"no space left on device": errno.ENOSPC, "disk quota exceeded": errno.EDQUOT,
+               "free disk space available is": errno.ENOSPC, "file too large": errno.EFBIG,
+               "read-only file system": errno.EROFS}
 
 
 def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
@@ -29,20 +39,63 @@ def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
     Once ``write`` returns, the file is fsynced, renamed over ``path`` and the folder fsynced,
     so after a crash a reader finds the old file or the new one, never a torn one. If ``write``
     raises, the temporary file is removed and ``path`` is left as it was.
+    A full disk (or quota, read-only disk) is ``DiskError`` (exit 74) naming ``path``.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
-                                suffix=f"{PARTIAL}{path.suffix}")
-    os.close(fd)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
+                                    suffix=f"{PARTIAL}{path.suffix}")
+        os.close(fd)
+    except OSError as exc:
+        full = disk_error(exc, path)
+        if full is None:
+            raise
+        raise full from exc
     tmp = Path(name)
     try:
         write(tmp)
         _fsync(tmp, os.O_RDONLY)
         os.chmod(tmp, 0o644)
         rename_into_place(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        full = disk_error(exc, path) if isinstance(exc, Exception) else None
+        if full is not None:
+            raise full from exc
         raise
+
+
+def disk_error(exc: BaseException, path: Path | None = None) -> DiskError | None:
+    """``exc`` as a ``DiskError`` (exit 74) if a full, read-only or failing disk caused it.
+
+    The one place that recognises the failure, by errno or, where GDAL or a codec kept only
+    the text, by its words. The message names the disk (its mount point and free space) and
+    the file being written (``path``, else the one in the error), so a nightly job's log says
+    what to free, not "internal error".
+    """
+    for err in exception_chain(exc):
+        code = err.errno if isinstance(err, OSError) and err.errno in _DISK_ERRNOS else next(
+            (c for text, c in _DISK_TEXTS.items() if text in str(err).lower()), None)
+        if code is None:
+            continue
+        target = Path(path or getattr(err, "filename", None) or ".")
+        return DiskError(f"{_DISK_ERRNOS[code]} ({_disk_of(target)}) writing {target}: free "
+                         f"space and rerun the same command; it resumes where it stopped")
+    return None
+
+
+def _disk_of(path: Path) -> str:
+    """The mount point that holds ``path`` and the space left on it."""
+    mount = path.absolute()
+    while not mount.exists() or not os.path.ismount(mount):
+        if mount.parent == mount:
+            break
+        mount = mount.parent
+    try:
+        free = shutil.disk_usage(mount).free
+    except OSError:
+        return f"disk {mount}"
+    return f"disk {mount}, {free / 1024 ** 2:.1f} MiB free"
 
 
 def rename_into_place(src: Path, dst: Path) -> None:

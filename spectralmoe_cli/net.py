@@ -16,7 +16,7 @@ from typing import Callable, TypeVar
 import urllib3
 from urllib3 import Retry
 
-from .errors import TransientError
+from .errors import TransientError, exception_chain
 
 T = TypeVar("T")
 
@@ -79,18 +79,9 @@ class RetryPolicy:
         raise AssertionError("unreachable")
 
 
-def _chain(exc: BaseException) -> list[BaseException]:
-    seen: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in seen:
-        seen.append(current)
-        current = current.__cause__ or current.__context__
-    return seen
-
-
 def http_status(exc: BaseException) -> int | None:
     """The HTTP status behind a GDAL or pystac-client error, if there was one."""
-    for err in _chain(exc):
+    for err in exception_chain(exc):
         code = getattr(err, "status_code", None)
         if isinstance(code, int):
             return code
@@ -105,7 +96,7 @@ def is_transient(exc: BaseException) -> bool:
     status = http_status(exc)
     if status is not None:
         return status in RETRY_STATUS
-    text = " ".join(str(err) for err in _chain(exc)).lower()
+    text = " ".join(str(err) for err in exception_chain(exc)).lower()
     return any(word in text for word in (
         "curl error", "max retries exceeded", "connection refused", "connection reset",
         "connection aborted", "timed out", "timeout", "failed to connect", "remotedisconnected",
@@ -117,7 +108,7 @@ def describe(exc: BaseException) -> str:
     status = http_status(exc)
     if status is not None:
         return f"HTTP {status}"
-    for err in reversed(_chain(exc)):
+    for err in reversed(exception_chain(exc)):
         text = str(err).strip().splitlines()[0] if str(err).strip() else ""
         if text and "see previous exception" not in text.lower():
             return text[:300]

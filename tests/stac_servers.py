@@ -181,6 +181,10 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else None
         fault = proxy.take_fault(self.path)
         proxy.record(self.command, self.path, body, fault)
+        if proxy.silent:
+            proxy.released.wait()  # accepted, read, and never answered: until the proxy stops
+            self.close_connection = True
+            return
         if fault is not None:
             self._send(fault, b'{"code":"injected","description":"fault injected by the test"}',
                        {"Content-Type": "application/json"})
@@ -246,15 +250,18 @@ class FaultProxy:
     """An HTTP proxy to ``upstream`` that a test can make fail, and that records requests.
 
     ``fail(n, status, prefix)`` answers the next ``n`` requests under ``prefix`` with
-    ``status``; ``down`` answers every request with 503. ``cql2=True`` adds the filter and
-    sort conformance classes and filters and sorts searches with the ``cql2`` library. The
-    upstream's URL in JSON answers is replaced by the proxy's, so paging stays on the proxy.
+    ``status``; ``down`` answers every request with 503; ``silent`` reads every request and
+    never answers (a hung server). ``cql2=True`` adds the filter and sort conformance classes
+    and filters and sorts searches with the ``cql2`` library. The upstream's URL in JSON
+    answers is replaced by the proxy's, so paging stays on the proxy.
     """
 
     def __init__(self, upstream: str, cql2: bool = False):
         self.upstream = upstream
         self.cql2 = cql2
         self.down = False
+        self.silent = False
+        self.released = threading.Event()
         self.faults: list[tuple[str, int]] = []
         self.log: list[dict[str, Any]] = []
         self.returned: list[list[str]] = []
@@ -269,6 +276,12 @@ class FaultProxy:
     def fail(self, count: int, status: int = 500, prefix: str = "/") -> None:
         with self._lock:
             self.faults += [(prefix, status)] * count
+
+    def answer_again(self) -> None:
+        """End ``silent``: requests held unanswered are let go, new ones are served."""
+        self.silent = False
+        held, self.released = self.released, threading.Event()
+        held.set()
 
     def take_fault(self, path: str) -> int | None:
         with self._lock:
@@ -286,5 +299,6 @@ class FaultProxy:
                              "body": json.loads(body) if body else None})
 
     def stop(self) -> None:
+        self.released.set()
         self.server.shutdown()
         self.server.server_close()

@@ -4,7 +4,8 @@ One module per command builds its settings, calls one engine function and prints
 several commands share are declared in ``options.py``, the ``--config`` file layer in
 ``config_file.py``. Exit codes: 0 done or nothing to do; 1 internal error (a bug); 2 usage or
 configuration error; 3 input data error; 4 partial failure (summary written); 5 output
-validation failed; 75 transient error, safe to retry.
+validation failed; 74 I/O error writing an output (disk full); 75 transient error, safe to
+retry.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import typer
 
 from .. import __version__
 from ..errors import EXIT_CODES, SpectralMoEError
+from ..files import disk_error
 from . import evaluate, fetch, info, predict, stats, train
 
 EXIT_HELP = "Exit codes: " + "; ".join(f"{code} {text}" for code, text in EXIT_CODES.items()) + "."
@@ -92,6 +94,12 @@ def main() -> None:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
     except Exception as exc:
+        full = disk_error(exc)  # a write outside ``write_atomic`` (a Zarr chunk, a folder)
+        if full is not None:
+            if _state["verbose"]:
+                traceback.print_exc()
+            typer.echo(f"error: {full}", err=True)
+            sys.exit(full.exit_code)
         traceback.print_exc()
         typer.echo(f"error: internal error ({type(exc).__name__}: {exc}); this is a bug, please "
                    f"report it with the traceback above", err=True)

@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from .labelled.pairs import LabelOptions
 
 _DEFAULT_POLICY = RetryPolicy()
+# The largest tile (predict, evaluate) or training crop, in pixels a side: a ViT's activations
+# grow with the square of the tokens, and a larger square does not fit in memory.
+MAX_TILE = 4096
 
 
 def _comma_text(value: Any) -> Any:

@@ -21,10 +21,11 @@ def transform_list(transform: Affine) -> list[float]:
 
 
 def grid_bbox(transform: Affine, height: int, width: int) -> list[float]:
-    """[min x, min y, max x, max y] of the grid's outer corners, in its CRS, whichever way up."""
-    left, top = transform.c, transform.f
-    right, bottom = transform @ (width, height)
-    return [min(left, right), min(top, bottom), max(left, right), max(top, bottom)]
+    """[min x, min y, max x, max y] of the grid's four outer corners, in its CRS, whichever way
+    up: all four, because a rotated grid's extremes are not at two opposite corners."""
+    xs, ys = zip(*(transform @ corner for corner in ((0, 0), (width, 0), (width, height),
+                                                     (0, height))))
+    return [min(xs), min(ys), max(xs), max(ys)]
 
 
 def proj_properties(crs: CRS | None, transform: Affine, height: int, width: int

@@ -25,14 +25,17 @@ EXTENSIONS = [
 
 def footprint(crs: CRS, transform: Affine, height: int, width: int
               ) -> tuple[list[list[float]], list[float]]:
-    """A grid's outline in lon/lat (edges densified, so projected grids stay right) and bbox."""
-    left, top = transform.c, transform.f
-    right, bottom = transform @ (width, height)
+    """A grid's outline in lon/lat (edges densified, so projected grids stay right) and bbox.
+
+    The outline walks the grid's four edges in pixel space and maps each point through the
+    transform, so a rotated or sheared grid gives its true (rotated) polygon.
+    """
     steps = np.linspace(0.0, 1.0, 10, endpoint=False)
-    xs = np.concatenate([left + (right - left) * steps, np.full(10, right),
-                         right - (right - left) * steps, np.full(10, left)])
-    ys = np.concatenate([np.full(10, top), top - (top - bottom) * steps, np.full(10, bottom),
-                         bottom + (top - bottom) * steps])
+    cols = np.concatenate([width * steps, np.full(10, width), width - width * steps,
+                           np.zeros(10)])
+    rows = np.concatenate([np.zeros(10), height * steps, np.full(10, height),
+                           height - height * steps])
+    xs, ys = transform @ (cols, rows)
     lons, lats = transform_points(crs, "EPSG:4326", xs.tolist(), ys.tolist())
     ring = [[round(x, 9), round(y, 9)] for x, y in zip(lons, lats)]
     ring.append(ring[0])

@@ -88,6 +88,16 @@ def open_store(path: Path) -> zarr.Group:
     return zarr.open_group(str(path), mode="r+", zarr_format=2)
 
 
+def is_resumable(path: Path) -> bool:
+    """Whether a partial store was made whole: its chunk-done table, created last, opens. A
+    store whose creation a full disk or a kill cut short is not, and is made again."""
+    try:
+        open_store(path)[_DONE]
+    except Exception:
+        return False
+    return True
+
+
 def chunk_done(group: zarr.Group, i: int, j: int) -> bool:
     """Whether chunk (i, j) was written; a marker damaged by a kill counts as not done."""
     try:

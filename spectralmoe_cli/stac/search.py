@@ -59,10 +59,14 @@ def _api_failure(exc: Exception, what: str, refused: str | None = None) -> Spect
 
 
 def open_catalog(url: str, policy: RetryPolicy) -> Client:
-    """A pystac-client ``Client`` whose requests follow ``policy`` (retries, backoff, timeout)."""
+    """A pystac-client ``Client`` whose requests follow ``policy`` (retries, backoff, timeout).
+
+    The timeout is given to ``Client.open`` as well: it passes its own ``timeout`` (``None``,
+    wait forever) to the ``StacApiIO`` it is given, which would let a silent catalog hang us.
+    """
     io = StacApiIO(max_retries=policy.urllib3(), timeout=policy.timeout)
     try:
-        client = Client.open(url, stac_io=io)
+        client = Client.open(url, stac_io=io, timeout=policy.timeout)
     except APIError as exc:
         raise _api_failure(exc, f"catalog {url} is unreachable",
                            f"catalog {url} is not a STAC API root") from exc
@@ -157,8 +161,9 @@ def search(client: Client, request: SearchRequest, page_size: int = PAGE_SIZE) -
                 kept.append(item)
             if server_sorted and request.max_items is not None and len(kept) >= request.max_items:
                 break
-    except APIError as exc:
-        raise _api_failure(exc, f"searching collection {request.collection!r}") from exc
+    except (APIError, pystac.STACError) as exc:  # STACError: a link it could not resolve
+        raise _api_failure(exc, f"searching collection {request.collection!r} in "
+                                f"{client.get_self_href()}") from exc
     items = order(kept)
     if request.max_items is not None:
         items = items[:request.max_items]

@@ -25,7 +25,7 @@ from rasterio.windows import Window
 from ... import __version__
 from ...checkpoint import CheckpointMeta
 from ...errors import SpectralMoEError, UsageError
-from ...files import discard_partials, exclusive_lock, json_float, rename_into_place
+from ...files import disk_error, discard_partials, exclusive_lock, json_float, rename_into_place
 from ...io import zarr_store
 from ...io.cog import write_class_cog
 from ...io.quicklook import write_quicklook
@@ -117,7 +117,13 @@ class ScenePredictor:
             result.error, result.exit_code = str(exc), exc.exit_code
             if log_errors:
                 log.error("%s: %s", source, exc)
-        except Exception as exc:  # a bug, but one scene must not stop the others
+        except Exception as exc:  # a full disk, or a bug: one scene must not stop the others
+            full = disk_error(exc, self.out_dir)
+            if full is not None:
+                result.error, result.exit_code = str(full), full.exit_code
+                if log_errors:
+                    log.error("%s: %s", source, full)
+                return result
             log.exception("%s: internal error", source)
             result.error, result.exit_code = f"internal error: {type(exc).__name__}: {exc}", 1
         return result
@@ -192,13 +198,19 @@ class ScenePredictor:
     def _fill_store(self, scene: Scene, selection: BandSelection, paths: dict[str, Path],
                     result: SceneResult, opener: str | StacSource | None = None) -> None:
         s = self.settings
-        grid = Grid(scene.height, scene.width, s.tile, s.tile - s.overlap)
-        chunk = max(grid.chunk_size(s.chunk), -(-s.tile // grid.stride) * grid.stride)
+        tile, overlap = s.scene_tiling(scene.height, scene.width,
+                                       self.meta.model.backbone.patch_size)
+        if tile != s.tile:
+            log.info("%s: tile %d is larger than the %dx%d scene; using %d", scene.source, s.tile,
+                     scene.height, scene.width, tile)
+        grid = Grid(scene.height, scene.width, tile, tile - overlap)
+        chunk = max(grid.chunk_size(s.chunk), -(-tile // grid.stride) * grid.stride)
         store = paths["partial"]
         if store.exists():
             attrs = json.loads((store / ".zattrs").read_text()) if (store / ".zattrs").exists() else {}
-            if attrs.get("spectralmoe:chunk") != chunk:
-                log.info("%s: discarding a partial output made with another chunk size", store.name)
+            if attrs.get("spectralmoe:chunk") != chunk or not zarr_store.is_resumable(store):
+                log.info("%s: discarding a partial output made with another chunk size or "
+                         "left unfinished while it was created", store.name)
                 _remove(store)
                 _remove(paths["spill"])
         if not store.exists():
@@ -212,7 +224,7 @@ class ScenePredictor:
             if scene.mask is not None:
                 zarr_store.add_masked_table(zarr_store.open_store(store))
         job = SceneJob(source=scene.source, band_index=tuple(selection.indices), nodata=s.nodata,
-                       height=scene.height, width=scene.width, tile=s.tile, stride=grid.stride,
+                       height=scene.height, width=scene.width, tile=tile, stride=grid.stride,
                        chunk=chunk, blend=s.blend, probabilities=s.probabilities,
                        num_classes=len(self.meta.classes), store=str(store),
                        spill_dir=str(paths["spill"]), opener=opener or scene.source,

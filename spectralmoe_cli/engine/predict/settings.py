@@ -17,7 +17,7 @@ from pydantic import BeforeValidator, Field, StrictBool, StrictFloat, StrictInt
 from ...bands import DEFAULT_TOLERANCE_NM, parse_band_list
 from ...errors import UsageError
 from ...io.tiling import BLENDS, FIXED_ONE, max_overlapping_tiles
-from ..options import CommaText, ComputeFields, Options, RetryFields, SearchFields
+from ..options import MAX_TILE, CommaText, ComputeFields, Options, RetryFields, SearchFields
 
 if TYPE_CHECKING:
     from ...checkpoint import CheckpointMeta
@@ -31,6 +31,7 @@ def _no_mask() -> MaskSpec:
     from ...io.masks import MaskSpec  # numpy and rasterio: only for a run
 
     return MaskSpec()
+MAX_CHUNK = 16384  # a chunk's buffers (bands x chunk² floats per worker) must fit in memory
 
 
 @dataclass
@@ -61,8 +62,9 @@ class PredictSettings:
 
         if not self.wavelength_tolerance >= 0:
             raise UsageError("--wavelength-tolerance must be 0 or more (nm)")
-        if self.tile < 16:
-            raise UsageError(f"--tile {self.tile} is too small (at least 16)")
+        if not 16 <= self.tile <= MAX_TILE:
+            raise UsageError(f"--tile {self.tile} is out of range: give 16 to {MAX_TILE} "
+                             f"(a tile larger than a scene is cut to the scene)")
         if not 0 <= self.overlap < self.tile:
             raise UsageError(f"--overlap must be in [0, tile), got {self.overlap} with tile {self.tile}")
         if self.blend not in BLENDS:
@@ -70,8 +72,8 @@ class PredictSettings:
         unknown = set(self.formats) - set(FORMATS)
         if unknown or not self.formats:
             raise UsageError(f"--format takes a comma list of {', '.join(FORMATS)}")
-        if self.chunk < 16:
-            raise UsageError(f"--chunk {self.chunk} is too small")
+        if not 16 <= self.chunk <= MAX_CHUNK:
+            raise UsageError(f"--chunk {self.chunk} is out of range: give 16 to {MAX_CHUNK}")
         if self.compress not in COMPRESSIONS:
             raise UsageError(f"--compress must be one of {', '.join(COMPRESSIONS)}")
         if self.overview_resampling not in OVERVIEW_RESAMPLINGS:
@@ -85,6 +87,15 @@ class PredictSettings:
         if most * FIXED_ONE >= 2 ** 31:
             raise UsageError(f"--overlap {self.overlap} with --tile {self.tile} stacks up to {most} tiles "
                              f"on a pixel; keep it below {2 ** 31 // FIXED_ONE}")
+
+
+    def scene_tiling(self, height: int, width: int, patch: int) -> tuple[int, int]:
+        """Tile and overlap for one scene: a tile larger than the scene is cut to the scene's
+        longer side rounded up to the patch size (a larger one would only infer padding)."""
+        side = -(-max(height, width) // patch) * patch
+        if self.tile <= side:
+            return self.tile, self.overlap
+        return side, min(self.overlap, side // 2)
 
 
 def _format_list(value: Any) -> Any:

@@ -12,7 +12,7 @@ from pathlib import Path
 from pydantic import Field, StrictBool, StrictFloat, StrictInt
 
 from ...errors import UsageError
-from ..options import CommaText, DeviceField, LabelFields
+from ..options import MAX_TILE, CommaText, DeviceField, LabelFields
 
 
 class TrainOptions(DeviceField, LabelFields):
@@ -26,7 +26,7 @@ class TrainOptions(DeviceField, LabelFields):
     val: Path | None = None
     steps: StrictInt = Field(4000, ge=1)
     batch_size: StrictInt = Field(8, ge=1)
-    crop: StrictInt = Field(512, ge=16)
+    crop: StrictInt = Field(512, ge=16, le=MAX_TILE)
     lr: StrictFloat = Field(1e-4, gt=0, allow_inf_nan=False)
     accumulate: StrictInt = Field(1, ge=1)
     checkpoint_every: StrictInt = Field(500, ge=0)
