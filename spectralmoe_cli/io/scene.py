@@ -11,7 +11,7 @@ import os
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -25,9 +25,6 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from ..errors import InputDataError
 from ..net import RetryPolicy, http_version
 from .pixels import band_nodata, physical_pixels
-
-if TYPE_CHECKING:
-    from .masks import MaskLayer
 
 READ_CHUNK = 1024  # dask chunk of the lazy array; a window read touches only its chunks
 
@@ -57,6 +54,17 @@ class Origin:
     identity: tuple
 
 
+class PixelMask(Protocol):
+    """What a scene needs of a mask layer (``io.masks.MaskLayer`` is one): an identity for the
+    output name, a label and rule for provenance, and the pixels a window leaves out."""
+
+    identity: tuple
+    label: str
+    rule: Any
+
+    def invalid(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray: ...
+
+
 @dataclass
 class Scene:
     """A lazily opened scene; ``read`` returns float32 values and a validity mask."""
@@ -72,7 +80,7 @@ class Scene:
     dtype: str
     origin: Origin | None = None
     policy: RetryPolicy | None = None  # set for a remote raster: its reads are retried
-    mask: MaskLayer | None = None  # clouds etc. (``--mask``); applied by predict's chunk reads
+    mask: PixelMask | None = None  # clouds etc. (``--mask``); applied by predict's chunk reads
     band_tags: list[dict[str, str]] = field(default_factory=list)  # per band: wavelength etc.
 
     @property

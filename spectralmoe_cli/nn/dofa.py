@@ -27,7 +27,7 @@ from torch import nn
 from ..errors import ConfigError, WeightsError
 from .backbones import BackboneSpec, register_backbone
 
-log = logging.getLogger("spectralmoe.weights")
+log = logging.getLogger(__name__)
 
 WAVE_DIM = 128  # the wavelength embedding width of every released DOFA
 WEIGHT_TOKENS = 128

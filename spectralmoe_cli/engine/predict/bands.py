@@ -18,7 +18,7 @@ from ...errors import BandError
 from ...io.scene import Scene
 from ...io.spectra import SpectralMix, interpolation_mix
 
-log = logging.getLogger("spectralmoe.predict")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
