@@ -11,6 +11,7 @@ for any chunk size.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -109,8 +110,21 @@ def _ramp(n: int, blend: str, overlap: int, taper_start: bool, taper_end: bool) 
 
 
 def tile_weight(grid: Grid, y: int, x: int, blend: str) -> np.ndarray:
-    """The T×T blending weight of the tile at (y, x), edge-aware, in [floor, 1]."""
+    """The T×T blending weight of the tile at (y, x), edge-aware, in [floor, 1]; read-only.
+
+    A tile's weight depends only on which of its sides touch the scene border: at most nine
+    different arrays per grid, computed once each.
+    """
     t = grid.tile
-    wy = _ramp(t, blend, grid.overlap, taper_start=y > 0, taper_end=y + t < grid.height)
-    wx = _ramp(t, blend, grid.overlap, taper_start=x > 0, taper_end=x + t < grid.width)
-    return np.outer(wy, wx).astype(np.float32)
+    return _edge_weight(t, grid.overlap, blend, y > 0, y + t < grid.height,
+                        x > 0, x + t < grid.width)
+
+
+@lru_cache(maxsize=64)
+def _edge_weight(t: int, overlap: int, blend: str, top: bool, bottom: bool, left: bool,
+                 right: bool) -> np.ndarray:
+    wy = _ramp(t, blend, overlap, taper_start=top, taper_end=bottom)
+    wx = _ramp(t, blend, overlap, taper_start=left, taper_end=right)
+    weight = np.outer(wy, wx).astype(np.float32)
+    weight.flags.writeable = False
+    return weight

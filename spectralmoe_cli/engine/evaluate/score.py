@@ -22,7 +22,6 @@ from ..labelled.folders import label_window, open_labelled
 from ..labelled.pairs import find_pairs
 from ..predict.scene import ScenePredictor
 from ..predict.settings import PredictSettings
-from ..runtime.memory import release_large_buffers
 from ..runtime.models import load_tile_model
 from ..runtime.progress import Progress
 from .metrics import ConfusionMatrix, Metrics, compute_metrics
@@ -66,7 +65,6 @@ def min_miou_fraction(value: float) -> float:
 
 def run_evaluate(opts: EvaluateOptions) -> Metrics:
     """Score the folder (and write the report when ``out`` is given)."""
-    release_large_buffers()  # chunk-sized buffers go back to the system: memory stays flat
     tile_model = load_tile_model(opts.checkpoint, opts.device, opts.batch_size, opts.deterministic)
     meta = tile_model.meta
     spec = _class_spec(opts, meta)

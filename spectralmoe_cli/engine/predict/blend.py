@@ -14,6 +14,7 @@ import numpy as np
 
 from ...files import write_atomic
 from ...io.tiling import Grid
+from .buffers import BufferPool
 
 # part name -> (consumer offset (di, dj)); the part's rows/cols relative to the owner's buffer
 PARTS = {"down": (1, 0), "right": (0, 1), "corner": (1, 1)}
@@ -22,26 +23,33 @@ PARTS = {"down": (1, 0), "right": (0, 1), "corner": (1, 1)}
 class ChunkMosaic:
     """The int32 accumulator [K + 1, h, w] of chunk (i, j); channel K holds the weight sum."""
 
-    def __init__(self, grid: Grid, chunk: int, i: int, j: int, num_classes: int) -> None:
+    def __init__(self, grid: Grid, chunk: int, i: int, j: int, num_classes: int,
+                 buffers: BufferPool | None = None) -> None:
         self.grid, self.i, self.j, self.k = grid, i, j, num_classes
         self.y0, self.y1, self.x0, self.x1 = grid.chunk_bounds(chunk, i, j)
         self.tiles = grid.owned_tiles(chunk, i, j)
         t = grid.tile
         self.ye = max([self.y1] + [min(y + t, grid.height) for y, _ in self.tiles])
         self.xe = max([self.x1] + [min(x + t, grid.width) for _, x in self.tiles])
-        self.acc = np.zeros((num_classes + 1, self.ye - self.y0, self.xe - self.x0), dtype=np.int32)
+        shape = (num_classes + 1, self.ye - self.y0, self.xe - self.x0)
+        self.acc = buffers.zeros(shape, np.int32) if buffers else np.zeros(shape, np.int32)
 
     @property
     def region(self) -> tuple[int, int, int, int]:
         """Scene rows/cols this chunk's tiles read: y0, ye, x0, xe."""
         return self.y0, self.ye, self.x0, self.xe
 
-    def add(self, y: int, x: int, contrib: np.ndarray, weight: np.ndarray) -> None:
-        h = min(self.grid.tile, self.grid.height - y)
-        w = min(self.grid.tile, self.grid.width - x)
-        ys, xs = y - self.y0, x - self.x0
-        self.acc[:self.k, ys:ys + h, xs:xs + w] += contrib[:, :h, :w]
-        self.acc[self.k, ys:ys + h, xs:xs + w] += weight[:h, :w]
+    def add(self, origins: list[tuple[int, int]], sums: np.ndarray) -> None:
+        """Add a batch of fixed-point tiles [n, K + 1, T, T] (w·p, then w) at their origins.
+
+        Tiles of one batch overlap each other, so each is one in-place add of its whole
+        [K + 1, h, w] block; integer sums make the order irrelevant.
+        """
+        t, acc = self.grid.tile, self.acc
+        for (y, x), tile in zip(origins, sums):
+            h, w = min(t, self.grid.height - y), min(t, self.grid.width - x)
+            ys, xs = y - self.y0, x - self.x0
+            acc[:, ys:ys + h, xs:xs + w] += tile[:, :h, :w]
 
     def spills(self) -> dict[str, np.ndarray]:
         """The overhang, by part; empty parts are left out."""

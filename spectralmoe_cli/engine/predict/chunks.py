@@ -21,6 +21,7 @@ from ...io.tiling import Grid, tile_weight
 from ...labels import CLASS_MAP_NODATA
 from ..runtime.inference import TileModel
 from .blend import ChunkMosaic, SpillStore, class_map, probability_map
+from .buffers import BufferPool
 
 
 @dataclass(frozen=True)
@@ -61,9 +62,10 @@ class ChunkRead:
     masked: int = 0  # pixels of the chunk's own area the mask removed (valid in the bands)
 
 
-def read_chunk(job: SceneJob, scene: Scene, i: int, j: int) -> ChunkRead:
+def read_chunk(job: SceneJob, scene: Scene, i: int, j: int, buffers: BufferPool | None = None
+               ) -> ChunkRead:
     start = time.perf_counter()
-    mosaic = ChunkMosaic(job.grid, job.chunk, i, j, job.num_classes)
+    mosaic = ChunkMosaic(job.grid, job.chunk, i, j, job.num_classes, buffers)
     data, valid = scene.read(list(job.band_index), *mosaic.region)
     masked = 0
     if scene.mask is not None:  # masked pixels are invalid exactly as nodata is
@@ -76,17 +78,22 @@ def read_chunk(job: SceneJob, scene: Scene, i: int, j: int) -> ChunkRead:
 
 
 def infer_chunk(job: SceneJob, model: TileModel, read: ChunkRead) -> int:
-    """Run the chunk's owned tiles through the model into its mosaic; return tiles computed."""
-    grid, mosaic, t = job.grid, read.mosaic, job.tile
-    origins, tiles, masks = [], [], []
+    """Run the chunk's owned tiles through the model into its mosaic; return tiles computed.
+
+    Tiles, masks and weights are copied straight into one preallocated batch, which goes to the
+    model as it is (a partial last batch as a view of its first rows).
+    """
+    grid, mosaic, t, size = job.grid, read.mosaic, job.tile, model.batch_size
+    tiles = np.empty((size, read.data.shape[0], t, t), np.float32)
+    masks = np.empty((size, t, t), bool)
+    weights = np.empty((size, t, t), np.float32)
+    origins: list[tuple[int, int]] = []
     computed = 0
 
     def flush() -> None:
-        weights = np.stack([tile_weight(grid, y, x, job.blend) for y, x in origins])
-        contrib, wsum = model.contributions(np.stack(tiles), np.stack(masks), weights)
-        for (y, x), c, w in zip(origins, contrib, wsum):
-            mosaic.add(y, x, c, w)
-        origins.clear(), tiles.clear(), masks.clear()
+        n = len(origins)
+        mosaic.add(origins, model.contributions(tiles[:n], masks[:n], weights[:n]))
+        origins.clear()
 
     for y, x in mosaic.tiles:
         ys, xs = y - mosaic.y0, x - mosaic.x0
@@ -98,13 +105,13 @@ def infer_chunk(job: SceneJob, model: TileModel, read: ChunkRead) -> int:
             pad = ((0, 0), (0, t - tile.shape[1]), (0, t - tile.shape[2]))
             tile = np.pad(tile, pad, mode="symmetric")
             tile_valid = np.pad(tile_valid, pad[1:], constant_values=False)
+        n = len(origins)
+        tiles[n], masks[n], weights[n] = tile, tile_valid, tile_weight(grid, y, x, job.blend)
         origins.append((y, x))
-        tiles.append(tile)
-        masks.append(tile_valid)
         computed += 1
-        if len(tiles) == model.batch_size:
+        if len(origins) == size:
             flush()
-    if tiles:
+    if origins:
         flush()
     return computed
 

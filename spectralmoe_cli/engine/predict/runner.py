@@ -13,7 +13,6 @@ from pathlib import Path
 from ...checkpoint import read_metadata
 from ...errors import PartialFailure, SpectralMoEError, error_for_code
 from ...files import write_json_atomic
-from ..runtime.memory import release_large_buffers
 from ..runtime.models import load_tile_model
 from ..runtime.progress import Progress
 from .scene import ScenePredictor, SceneResult, check_output_dir
@@ -75,7 +74,6 @@ def run_predict(scenes: list[str | StacSource], checkpoint: Path, out_dir: Path,
     """Predict every scene; the summary's "error" holds PartialFailure (or the scenes' own error)."""
     settings.validate()
     check_output_dir(out_dir)
-    release_large_buffers()
     cluster = None
     bar = Progress(enabled=progress)
     results = []

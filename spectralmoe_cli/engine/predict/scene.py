@@ -37,6 +37,7 @@ from ...io.tiling import Grid
 from ..runtime.inference import TileModel
 from ..runtime.progress import Progress
 from .bands import BandSelection, select_bands
+from .buffers import BufferPool
 from .chunks import SceneJob, exchange_spills, finish_chunk, infer_chunk, read_chunk, write_chunk
 from .settings import PredictSettings
 from .sources import StacSource, open_source
@@ -107,6 +108,7 @@ class ScenePredictor:
         self.settings = settings
         self.out_dir = out_dir
         self.progress = progress
+        self.buffers = BufferPool()  # chunk accumulators, reused across chunks and scenes
 
     def run(self, source: str | StacSource, log_errors: bool = True) -> SceneResult:
         """Predict one scene; its failure is recorded in the result, never raised."""
@@ -250,11 +252,13 @@ class ScenePredictor:
         """Row-major; the next chunk is read and the last one written while this one infers."""
         with ThreadPoolExecutor(1, thread_name_prefix="read") as reader, \
                 ThreadPoolExecutor(1, thread_name_prefix="write") as writer:
-            next_read: Future | None = reader.submit(read_chunk, job, scene, *todo[0]) if todo else None
+            pool = self.buffers
+            next_read: Future | None = reader.submit(read_chunk, job, scene, *todo[0], pool) \
+                if todo else None
             last_write: Future | None = None
             for n in range(len(todo)):
                 read = next_read.result()
-                next_read = reader.submit(read_chunk, job, scene, *todo[n + 1]) \
+                next_read = reader.submit(read_chunk, job, scene, *todo[n + 1], pool) \
                     if n + 1 < len(todo) else None
                 result.seconds["read"] += read.seconds
                 start = time.perf_counter()
@@ -263,6 +267,7 @@ class ScenePredictor:
                 read.data = None  # the input is not needed any more: only the sums and validity
                 exchange_spills(job, read)
                 maps = finish_chunk(job, read)
+                self.buffers.give_back(read.mosaic.acc)
                 del read
                 if last_write is not None:
                     result.seconds["write"] += last_write.result()

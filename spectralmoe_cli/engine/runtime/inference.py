@@ -82,11 +82,14 @@ class TileModel:
             s += len(outs[-1])
         return torch.cat(outs)
 
-    def contributions(self, tiles: np.ndarray, valid: np.ndarray, weights: np.ndarray
-                      ) -> tuple[np.ndarray, np.ndarray]:
-        """Fixed-point w·p [n, K, T, T] and w [n, T, T] (int32), with w zero on invalid pixels."""
+    def contributions(self, tiles: np.ndarray, valid: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """Fixed-point sums [n, K + 1, T, T] (int32): w·p in channels 0..K-1, w in channel K;
+        w is zero on invalid pixels. One array, so the blend adds each tile in one step."""
         probs = self.probabilities(tiles, valid)
         w = torch.from_numpy(weights * valid).to(self.device)
-        contrib = torch.round(probs * (w.unsqueeze(1) * FIXED_ONE)).to(torch.int32)
-        wsum = torch.round(w * FIXED_ONE).to(torch.int32)
-        return contrib.cpu().numpy(), wsum.cpu().numpy()
+        k = probs.shape[1]
+        sums = torch.empty((probs.shape[0], k + 1, *probs.shape[2:]), dtype=torch.int32,
+                           device=self.device)
+        sums[:, :k] = torch.round(probs * (w.unsqueeze(1) * FIXED_ONE))
+        sums[:, k] = torch.round(w * FIXED_ONE)
+        return sums.numpy() if self.device.type == "cpu" else sums.cpu().numpy()
