@@ -12,6 +12,7 @@ from ..errors import UsageError
 from ..nn.backbones import get_spec
 from ..nn.catalog import HEADS, PLUGINS, check_model_config
 from ..nn.segmentor import Segmentor
+from ..text import shown
 from .runtime.models import load_model_config
 
 
@@ -98,4 +99,4 @@ def render(report: dict) -> str:
         lines.append("classes      " + ", ".join(f"{c['value']}={c['name']}" for c in report["classes"]))
     if "checkpoint" in report:
         lines.append(f"checkpoint   {report['checkpoint']['content_hash']}")
-    return "\n".join(lines)
+    return "\n".join(shown(line) for line in lines)  # names from a checkpoint: no forged lines

@@ -19,7 +19,7 @@ from ...errors import ConfigError, InputDataError, PartialFailure
 from ...files import json_float
 from ..labelled.classes import ClassSpec, load_classes
 from ..labelled.folders import find_pairs, iter_labelled
-from ..predict.scene import ScenePredictor
+from ..predict.scene import ScenePredictor, check_output_dir
 from ..predict.settings import PredictSettings
 from ..runtime.models import load_tile_model
 from ..runtime.progress import Progress
@@ -64,6 +64,8 @@ def min_miou_fraction(value: float) -> float:
 
 def run_evaluate(opts: EvaluateOptions) -> Metrics:
     """Score the folder (and write the report when ``out`` is given)."""
+    if opts.out is not None:
+        check_output_dir(opts.out)  # before the work, not after it, as predict and fetch do
     tile_model = load_tile_model(opts.checkpoint, opts.device, opts.batch_size, opts.deterministic)
     meta = tile_model.meta
     spec = _class_spec(opts, meta)

@@ -53,8 +53,11 @@ class PredictSettings:
         unknown = set(self.formats) - set(FORMATS)
         if unknown or not self.formats:
             raise UsageError(f"--format takes a comma list of {', '.join(FORMATS)}")
+        if self.probabilities and "zarr" not in self.formats:
+            raise UsageError("--probabilities are stored in the Zarr: add zarr to --format "
+                             "(e.g. --format cog,zarr) or drop --probabilities")
         if self.chunk < 16:
-            raise UsageError(f"--chunk {self.chunk} is too small")
+            raise UsageError(f"--chunk {self.chunk} is too small (at least 16)")
         if self.compress not in COMPRESSIONS:
             raise UsageError(f"--compress must be one of {', '.join(COMPRESSIONS)}")
         if self.overview_resampling not in OVERVIEW_RESAMPLINGS:
