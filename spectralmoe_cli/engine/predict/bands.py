@@ -36,12 +36,12 @@ def scene_bands(scene: Scene, names: list[str] | None) -> list[registry.Band | N
 def model_band_indices(scene: Scene, names: list[str] | None, meta: CheckpointMeta) -> list[int]:
     """0-based scene band indices in the checkpoint's band order; exit 3 naming what is missing."""
     have = scene_bands(scene, names)
-    position = {band.name: i for i, band in enumerate(have) if band is not None}
     wanted = [registry.resolve(b.name) for b in meta.bands]
-    missing = [b.name for b in wanted if b.name not in position]
+    found = [registry.find_band(b, have) for b in wanted]
+    missing = [b.name for b, i in zip(wanted, found) if i is None]
     if missing:
         listed = ", ".join(b.name if b else "?" for b in have)
         source = "--bands" if names is not None else "its band descriptions"
         raise BandError(f"{scene.source} lacks band(s) {', '.join(missing)} that the model needs "
                         f"(bands from {source}: {listed})")
-    return [position[b.name] for b in wanted]
+    return [i for i in found if i is not None]
