@@ -99,7 +99,8 @@ def plan_run(opts: TrainOptions, run: RunDir) -> Plan:
         changed.append("normalisation statistics")
     if changed:
         raise UsageError(f"{run.root} was started with other {', '.join(changed)}; resume it "
-                         f"with the same options, or train into a new --out")
+                         f"with the same options, start it over with --force, or train into a "
+                         f"new --out")
     return Plan(cfg, model_bands, order, classes, train_pairs, val_pairs, data, mean, std, recipe)
 
 
