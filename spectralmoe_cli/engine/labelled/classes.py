@@ -67,6 +67,15 @@ class ClassSpec:
                    colors=tuple(data["colors"]), ignore=tuple(data["ignore"]),
                    reduce_zero_label=bool(data["reduce_zero_label"]), source=source)
 
+    def renumbering(self) -> str | None:
+        """``stored label -> class number`` pairs when they differ (values 10, 20 become classes
+        0, 1; or labels shifted by --reduce-zero-label); None when every label is its number."""
+        shift = 1 if self.reduce_zero_label else 0
+        pairs = [(value + shift, number) for number, value in enumerate(self.values)]
+        if all(stored == number for stored, number in pairs):
+            return None
+        return ", ".join(f"{stored}->{number}" for stored, number in pairs)
+
     def to_json(self) -> dict:
         return {"values": list(self.values), "names": list(self.names), "colors": list(self.colors),
                 "ignore": list(self.ignore), "reduce_zero_label": self.reduce_zero_label}
