@@ -38,6 +38,7 @@ from .bands import model_band_indices
 from .chunks import SceneJob, exchange_spills, finish_chunk, infer_chunk, read_chunk, write_chunk
 from .settings import PredictSettings
 from .sources import StacSource, open_source
+from .value_range import warn_if_off_scale
 
 log = logging.getLogger(__name__)
 
@@ -245,6 +246,8 @@ class ScenePredictor:
                 next_read = reader.submit(read_chunk, job, scene, *todo[n + 1]) \
                     if n + 1 < len(todo) else None
                 result.seconds["read"] += read.seconds
+                if n == 0:
+                    warn_if_off_scale(read.data, read.valid, self.meta, job.source)
                 start = time.perf_counter()
                 result.tiles += infer_chunk(job, self.model, read)
                 result.seconds["infer"] += time.perf_counter() - start
