@@ -239,7 +239,8 @@ CASES = [
          3, ("damaged.tif",), leaves="no maps",
          check=lambda w, out, r: _names_cause(r, "damaged.tif")),
     Case("predict-vrt-missing-source", ["predict", "{missing_source.vrt}", "-c", "{ck.safetensors}", "-o",
-                                        "{out}", "--bands", ",".join(RGBN)], 3, ("missing_source.vrt", "gone.tif"), leaves="no maps"),
+                                        "{out}", "--bands", ",".join(RGBN)], 3,
+         ("missing_source.vrt", "gone.tif"), leaves="no maps"),
     # predict: what works
     Case("predict-bands-by-wavelength", ["predict", "{scene.tif}", "-c", "{ck.safetensors}", "-o", "{out}",
                                          "--bands", "665nm,560nm,490nm,842nm", "--format", "cog"], 0,

@@ -23,6 +23,7 @@ from ..text import shown
 from . import evaluate, fetch, info, predict, stats, train
 
 INTERRUPTED = "interrupted; rerun the same command to resume"
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 EXIT_HELP = "Exit codes: " + "; ".join(f"{code} {text}" for code, text in EXIT_CODES.items()) + "."
 
 app = typer.Typer(
@@ -90,9 +91,8 @@ def main() -> None:
         if type(exc).__name__ != "NoArgsIsHelpError":  # the help was shown: nothing to add
             typer.echo(_usage_line(exc), err=True)
         sys.exit(exc.exit_code)
-    except (typer.Abort, KeyboardInterrupt):  # click turns Ctrl-C into Abort
-        typer.echo(f"error: {INTERRUPTED}", err=True)
-        sys.exit(130)
+    except (typer.Abort, KeyboardInterrupt):
+        code = EXIT_INTERRUPTED
     except SpectralMoEError as exc:
         if _state["verbose"]:
             traceback.print_exc()
@@ -103,5 +103,7 @@ def main() -> None:
         typer.echo(f"error: internal error ({type(exc).__name__}: {shown(str(exc))}); this is a bug, please "
                    f"report it with the traceback above", err=True)
         sys.exit(1)
+    if code == EXIT_INTERRUPTED:  # typer returns Ctrl-C as this code, with nothing said
+        typer.echo(f"error: {INTERRUPTED}", err=True)
     if isinstance(code, int) and code:
         sys.exit(code)
