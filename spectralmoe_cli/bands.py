@@ -169,16 +169,33 @@ def parse_band_list(text: str) -> list[str]:
     return names
 
 
+WAVELENGTH_MATCH_UM = 0.001  # a wavelength within 1 nm of a band's centre names that band
+
+
+def find_band(band: Band, bands: list[Band | None]) -> int | None:
+    """Where ``band`` is in ``bands``: the same name, else the nearest centre wavelength within
+    1 nm, so ``665nm`` finds a model's ``red`` (0.665 µm) and ``red`` a file's ``wl665nm``."""
+    for i, other in enumerate(bands):
+        if other is not None and other.name == band.name:
+            return i
+    if band.wavelength is None:
+        return None
+    near = [(abs(other.wavelength - band.wavelength), i) for i, other in enumerate(bands)
+            if other is not None and other.wavelength is not None
+            and abs(other.wavelength - band.wavelength) <= WAVELENGTH_MATCH_UM + 1e-9]
+    return min(near)[1] if near else None
+
+
 def reorder(scene: list[Band], model: list[Band]) -> list[int]:
     """Indices into the scene's bands that give the model's band order; BandError on a miss."""
-    position = {b.name: i for i, b in enumerate(scene)}
-    missing = [b.name for b in model if b.name not in position]
+    found = [find_band(b, list(scene)) for b in model]
+    missing = [b.name for b, i in zip(model, found) if i is None]
     if missing:
         have = ", ".join(b.name for b in scene)
         raise BandError(
             f"the scene lacks band(s) {', '.join(missing)} that the model needs (scene has: {have})"
         )
-    return [position[b.name] for b in model]
+    return [i for i in found if i is not None]
 
 
 RGB_CENTRES_NM = {"red": 665.0, "green": 560.0, "blue": 490.0}

@@ -20,6 +20,7 @@ from .config import ModelConfig
 from .errors import CheckpointError, validation_message
 from .files import write_atomic
 from .labels import IGNORE_INDEX
+from .normalisation import normalisation_problem
 
 FORMAT = "spectralmoe-checkpoint"
 FORMAT_VERSION = 1
@@ -74,8 +75,8 @@ class CheckpointMeta(BaseModel):
         n = len(self.bands)
         if len(self.mean) != n or len(self.std) != n:
             raise CheckpointError(f"metadata has {n} bands but {len(self.mean)} means and {len(self.std)} stds")
-        if any(s <= 0 for s in self.std):
-            raise CheckpointError("metadata has a non-positive standard deviation")
+        if problem := normalisation_problem(self.mean, self.std):
+            raise CheckpointError(f"metadata normalisation statistics: {problem}")
         if len({c.value for c in self.classes}) != len(self.classes):
             raise CheckpointError("metadata has duplicate class values")
         if sorted(c.value for c in self.classes) != list(range(len(self.classes))):
@@ -136,6 +137,8 @@ def _read_header(path: Path) -> tuple[dict, CheckpointMeta]:
     try:
         header = json.loads(text)
         return header, CheckpointMeta.model_validate(header).check()
+    except CheckpointError as exc:
+        raise CheckpointError(f"checkpoint {path}: {exc}") from exc
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"{path}: metadata is not valid JSON ({exc})") from exc
     except ValidationError as exc:

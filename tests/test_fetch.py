@@ -256,6 +256,12 @@ def test_band_the_collection_lacks_exits_3(servers, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_when_every_item_fails_no_others_are_promised(servers, tmp_path):
+    result = servers.fetch(tmp_path / "out", "broken", "--bands", "B04", "--max-items", "1")
+    assert_one_line_error(result, 4, "all 1 items failed", "HTTP 404", "fetch-summary.json")
+    assert "the others" not in result.stderr
+
+
 @pytest.mark.slow
 def test_missing_and_truncated_assets_fail_alone_exit_4(servers, tmp_path):
     out = tmp_path / "out"

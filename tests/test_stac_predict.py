@@ -187,7 +187,13 @@ def test_aoi_that_misses_every_item_is_nothing_to_do(servers, ckpt, tmp_path):
     result = predict(ckpt, tmp_path / "out", *args)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("nothing to do: no item of collection 's2-test'")
-    assert not (tmp_path / "out").exists()
+    on_disk = json.loads((tmp_path / "out" / "spectralmoe-summary.json").read_text())
+    assert on_disk["scenes"] == 0 and on_disk["results"] == []  # an empty night leaves its summary
+    as_json = predict(ckpt, tmp_path / "json", *args, "--json")
+    assert as_json.returncode == 0, as_json.stderr
+    summary = json.loads(as_json.stdout)  # machine-readable even when nothing matched
+    assert summary["scenes"] == 0 and "no item of collection" in summary["nothing_to_do"]
+    assert Path(summary["summary_file"]) == tmp_path / "json" / "spectralmoe-summary.json"
 
 
 def test_reads_retry_transient_errors_on_fresh_connections(servers, flaky):

@@ -150,8 +150,10 @@ def test_a_run_directory_is_never_silently_reused(potsdam, tmp_path):
     other_stats.write_text(json.dumps({"bands": bands}))
     assert_one_line_error(run_cli(*_train_args(folder, classes, out, *quick, "--resume", "--stats", str(other_stats),
                                                model="frozen_tiny")), 2, "other normalisation statistics")
-    assert_one_line_error(run_cli(*_train_args(folder, classes, out, *quick, model="frozen_tiny")),
-                          2, "already exists", "--resume", "--force")
+    assert_one_line_error(run_cli(*_train_args(folder, classes, out, *quick, "--lr", "1e-3",
+                                               model="frozen_tiny")), 2, "started with other lr", "--force")
+    same = run_cli(*_train_args(folder, classes, out, *quick, model="frozen_tiny"))
+    assert same.returncode == 0 and "nothing to do" in same.stdout  # the same command resumes
     assert _tree_digest(out) == before
 
     over = run_cli(*_train_args(folder, classes, out, *quick, "--force", model="rein_tiny"))

@@ -21,8 +21,11 @@ import typer
 from .. import __version__
 from ..errors import EXIT_CODES, SpectralMoEError
 from ..files import disk_error
+from ..text import shown
 from . import evaluate, fetch, info, predict, stats, train
 
+INTERRUPTED = "interrupted; rerun the same command to resume"
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 EXIT_HELP = "Exit codes: " + "; ".join(f"{code} {text}" for code, text in EXIT_CODES.items()) + "."
 
 app = typer.Typer(
@@ -56,6 +59,11 @@ def _main(
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s",
                         datefmt="%Y-%m-%dT%H:%M:%S", stream=sys.stderr, force=True)
     logging.getLogger("spectralmoe_cli").setLevel(level)  # every module logs under __name__
+    logging.captureWarnings(True)  # library warnings go through the log, so -q silences them
+    # urllib3 logs each retry of our own policy; the outcome is ours to report (one line)
+    logging.getLogger("urllib3").setLevel(logging.DEBUG if verbose else logging.ERROR)
+    logging.getLogger("py.warnings").setLevel(logging.DEBUG if verbose else logging.ERROR if quiet
+                                              else logging.WARNING)
 
 
 def _help(command: Callable) -> str:
@@ -73,7 +81,7 @@ def _usage_line(exc: typer.TyperException) -> str:
     """A parser error (missing option, ``--tile abc``, unknown command) as one line."""
     ctx = getattr(exc, "ctx", None)
     where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
-    return f"error: {exc.format_message()}{where}"
+    return f"error: {shown(exc.format_message())}{where}"
 
 
 def main() -> None:
@@ -85,13 +93,12 @@ def main() -> None:
         if type(exc).__name__ != "NoArgsIsHelpError":  # the help was shown: nothing to add
             typer.echo(_usage_line(exc), err=True)
         sys.exit(exc.exit_code)
-    except typer.Abort:
-        typer.echo("Aborted!", err=True)
-        sys.exit(1)
+    except (typer.Abort, KeyboardInterrupt):
+        code = EXIT_INTERRUPTED
     except SpectralMoEError as exc:
         if _state["verbose"]:
             traceback.print_exc()
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {shown(str(exc))}", err=True)
         sys.exit(exc.exit_code)
     except Exception as exc:
         full = disk_error(exc)  # a write outside ``write_atomic`` (a Zarr chunk, a folder)
@@ -101,8 +108,10 @@ def main() -> None:
             typer.echo(f"error: {full}", err=True)
             sys.exit(full.exit_code)
         traceback.print_exc()
-        typer.echo(f"error: internal error ({type(exc).__name__}: {exc}); this is a bug, please "
+        typer.echo(f"error: internal error ({type(exc).__name__}: {shown(str(exc))}); this is a bug, please "
                    f"report it with the traceback above", err=True)
         sys.exit(1)
+    if code == EXIT_INTERRUPTED:  # typer returns Ctrl-C as this code, with nothing said
+        typer.echo(f"error: {INTERRUPTED}", err=True)
     if isinstance(code, int) and code:
         sys.exit(code)

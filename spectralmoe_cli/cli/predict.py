@@ -139,11 +139,10 @@ def predict(
 
     options = command_settings(ctx, PredictCommand)
     result = run(options, progress=log.isEnabledFor(logging.INFO))  # bars follow -q as the log does
-    if result.summary is None:
-        typer.echo(f"nothing to do: {result.nothing}")
-        return
     if options.as_json:
         typer.echo(json.dumps(result.summary, indent=2))
+    elif result.nothing:
+        typer.echo(f"nothing to do: {result.nothing}")
     else:
         typer.echo(_render(result.summary), err=True)
     if result.error is not None:

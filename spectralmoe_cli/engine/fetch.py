@@ -314,7 +314,8 @@ def run_fetch(options: FetchOptions, on_item: Callable[[Outcome], None] = lambda
     failed = [o for o in report.outcomes if o.status == "failed"]
     if failed:
         first = failed[0]
-        raise PartialFailure(
-            f"{len(failed)} of {len(report.outcomes)} items failed (first: {first.detail}); "
-            f"the others are in {job.out}; summary in {report.summary_path}")
+        count = (f"all {len(failed)} items failed" if len(failed) == len(report.outcomes)
+                 else f"{len(failed)} of {len(report.outcomes)} items failed")
+        others = "" if len(failed) == len(report.outcomes) else f"the others are in {job.out}; "
+        raise PartialFailure(f"{count} (first: {first.detail}); {others}summary in {report.summary_path}")
     return report

@@ -12,6 +12,8 @@ from ..errors import UsageError
 from ..nn.backbones import get_spec
 from ..nn.catalog import HEADS, PLUGINS, check_model_config
 from ..nn.segmentor import Segmentor
+from ..text import shown
+from .labelled.classes import ClassSpec
 from .runtime.models import load_model_config
 
 
@@ -59,9 +61,18 @@ def describe(model: str | None = None, checkpoint: str | Path | None = None) -> 
         report["bands"] = [b.model_dump() for b in meta.bands]
         report["normalization"] = {"mean": meta.mean, "std": meta.std}
         report["tile"] = meta.tile.model_dump()
+        report["label_values"] = _renumbering(meta.provenance.get("labels"))
         report["checkpoint"] = {"path": str(checkpoint), "content_hash": meta.content_hash,
                                 "contains": meta.contains, "provenance": meta.provenance}
     return report
+
+
+def _renumbering(labels: object) -> str | None:
+    """How training turned stored label values into class numbers (provenance ``labels``)."""
+    try:
+        return ClassSpec.from_json(labels, "checkpoint").renumbering()  # type: ignore[arg-type]
+    except (KeyError, TypeError, ValueError):  # an older or hand-made checkpoint: not recorded
+        return None
 
 
 def render(report: dict) -> str:
@@ -98,6 +109,8 @@ def render(report: dict) -> str:
     lines.append(f"bands        {', '.join(names)}")
     if report["classes"]:
         lines.append("classes      " + ", ".join(f"{c['value']}={c['name']}" for c in report["classes"]))
+    if report.get("label_values"):
+        lines.append(f"labels       stored value -> class: {report['label_values']}")
     if "checkpoint" in report:
         lines.append(f"checkpoint   {report['checkpoint']['content_hash']}")
-    return "\n".join(lines)
+    return "\n".join(shown(line) for line in lines)  # names from a checkpoint: no forged lines

@@ -19,6 +19,7 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.windows import Window
 
 from ..errors import InputDataError
+from ..net import describe
 from .pixels import physical_pixels
 
 
@@ -30,7 +31,7 @@ def open_raster(path: Path) -> Iterator[rasterio.io.DatasetReader]:
             with rasterio.open(path) as ds:
                 yield ds
     except RasterioError as exc:
-        raise InputDataError(f"cannot read raster {path}: {exc}") from exc
+        raise InputDataError(f"cannot read raster {path}: {describe(exc)}") from exc
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from rasterio.crs import CRS
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 
 from ..errors import InputDataError
-from ..net import RetryPolicy, http_version
+from ..net import RetryPolicy, describe, http_version
 from .pixels import band_nodata, physical_pixels
 
 READ_CHUNK = 1024  # dask chunk of the lazy array; a window read touches only its chunks
@@ -106,7 +106,7 @@ class Scene:
             raw = self._values(bands, y0, y1, x0, x1)
         except (RasterioIOError, OSError, RuntimeError, ValueError) as exc:
             raise InputDataError(f"cannot read {self.source} at rows {y0}:{y1}, cols {x0}:{x1}: "
-                                 f"{_first_line(exc)}") from exc
+                                 f"{describe(exc)}") from exc
         data, invalid = physical_pixels(raw, [self.nodata[b] for b in bands],
                                         [self.scales[b] for b in bands],
                                         [self.offsets[b] for b in bands], np.float32)
@@ -137,11 +137,6 @@ class Scene:
         with rasterio.Env(**policy.gdal_env(), **gdal_read_options()):
             return policy.call(attempt, f"reading {self.source} at rows {y0}:{y1}, cols {x0}:{x1}",
                                retry_also=lambda exc: isinstance(exc, RasterioIOError))
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _is_zarr(path: Path) -> bool:
@@ -200,7 +195,7 @@ def _open_gdal(source: str) -> Scene:
                 source, chunks={"band": -1, "y": READ_CHUNK, "x": READ_CHUNK}, lock=False,
                 cache=False, mask_and_scale=False)
     except RasterioIOError as exc:
-        raise InputDataError(f"cannot open {source}: {_first_line(exc)}") from exc
+        raise InputDataError(f"cannot open {source}: {describe(exc)}") from exc
     if isinstance(array, list):
         raise InputDataError(f"{source} holds several subdatasets; name one (e.g. NETCDF:file:var)")
     return Scene(source=source, array=array, **meta)
@@ -217,7 +212,7 @@ def _open_zarr(path: Path) -> Scene:
             warnings.simplefilter("ignore")
             ds = xr.open_zarr(path, mask_and_scale=False, decode_coords="all")
     except Exception as exc:  # zarr raises many types for a damaged store
-        raise InputDataError(f"cannot open Zarr store {path}: {_first_line(exc)}") from exc
+        raise InputDataError(f"cannot open Zarr store {path}: {describe(exc)}") from exc
     candidates = [v for v in ds.data_vars if set(ds[v].dims) >= {"y", "x"} and ds[v].ndim in (2, 3)]
     if not candidates:
         raise InputDataError(f"Zarr store {path} has no (band, y, x) or (y, x) array")
@@ -233,7 +228,7 @@ def _open_zarr(path: Path) -> Scene:
         crs = array.rio.crs
         transform = array.rio.transform()
     except Exception as exc:
-        raise InputDataError(f"Zarr store {path}: cannot read its georeferencing ({_first_line(exc)})") from exc
+        raise InputDataError(f"Zarr store {path}: cannot read its georeferencing ({describe(exc)})") from exc
     scale = float(array.attrs.get("scale_factor", array.encoding.get("scale_factor", 1.0)))
     offset = float(array.attrs.get("add_offset", array.encoding.get("add_offset", 0.0)))
     return Scene(source=str(path), array=array, crs=crs, transform=transform, descriptions=names,

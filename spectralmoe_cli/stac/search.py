@@ -18,6 +18,7 @@ from typing import Any, Iterator
 
 import pystac
 from pystac_client import Client, ConformanceClasses
+from pystac_client.errors import ClientTypeError
 from pystac_client.exceptions import APIError
 from pystac_client.stac_api_io import StacApiIO
 
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 
 CLOUD = "eo:cloud_cover"
 PAGE_SIZE = 100
+NOT_AN_API = "give the URL of a STAC API, not a static catalog"
 
 
 @dataclass(frozen=True)
@@ -70,11 +72,13 @@ def open_catalog(url: str, policy: RetryPolicy) -> Client:
     except APIError as exc:
         raise _api_failure(exc, f"catalog {url} is unreachable",
                            f"catalog {url} is not a STAC API root") from exc
+    except ClientTypeError as exc:  # a static Collection or Item where the API root should be
+        raise UsageError(f"catalog {url} is not a STAC API root ({describe(exc)}); {NOT_AN_API}") from exc
     except (ValueError, TypeError, KeyError, pystac.STACError) as exc:
         raise UsageError(f"catalog {url} is not a STAC API ({describe(exc)})") from exc
     if not client.conforms_to(ConformanceClasses.ITEM_SEARCH):
         raise UsageError(f"catalog {url} does not offer STAC item search (no item-search "
-                         f"conformance class); give the URL of a STAC API, not a static catalog")
+                         f"conformance class); {NOT_AN_API}")
     return client
 
 

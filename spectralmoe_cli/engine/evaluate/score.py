@@ -20,7 +20,7 @@ from ...io.rasters import open_raster
 from ..labelled.classes import ClassSpec, load_classes
 from ..labelled.folders import label_window, open_labelled
 from ..labelled.pairs import find_pairs
-from ..predict.scene import ScenePredictor
+from ..predict.scene import ScenePredictor, check_output_dir
 from ..predict.settings import PredictSettings
 from ..runtime.models import load_tile_model
 from ..runtime.progress import Progress
@@ -65,6 +65,8 @@ def min_miou_fraction(value: float) -> float:
 
 def run_evaluate(opts: EvaluateOptions) -> Metrics:
     """Score the folder (and write the report when ``out`` is given)."""
+    if opts.out is not None:
+        check_output_dir(opts.out)  # before the work, not after it, as predict and fetch do
     tile_model = load_tile_model(opts.checkpoint, opts.device, opts.batch_size, opts.deterministic)
     meta = tile_model.meta
     spec = _class_spec(opts, meta)

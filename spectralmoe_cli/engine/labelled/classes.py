@@ -134,6 +134,15 @@ class ClassSpec:
                    reduce_zero_label=bool(data["reduce_zero_label"]), source=source,
                    rgbs=rgbs, ignore_rgb=tuple(data.get("ignore_rgb", [])))
 
+    def renumbering(self) -> str | None:
+        """``stored label -> class number`` pairs when they differ (values 10, 20 become classes
+        0, 1; or labels shifted by --reduce-zero-label); None when every label is its number."""
+        shift = 1 if self.reduce_zero_label else 0
+        pairs = [(value + shift, number) for number, value in enumerate(self.values)]
+        if all(stored == number for stored, number in pairs):
+            return None
+        return ", ".join(f"{stored}->{number}" for stored, number in pairs)
+
     def to_json(self) -> dict:
         """JSON of the spec; a file with one integer value per class gives what it always gave."""
         def one_or_list(items: tuple) -> object:

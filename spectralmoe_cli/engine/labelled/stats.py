@@ -10,7 +10,6 @@ std (ddof 0), as numpy's default.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from ...bands import Band, parse_band_list, resolve_all
 from ...errors import InputDataError
 from ...io.pixels import band_nodata
 from ...io.rasters import block_windows, open_raster, read_physical
+from ...normalisation import normalisation_problem
 from .pairs import RASTER_SUFFIXES, LabelOptions, find_pairs
 
 
@@ -127,8 +127,8 @@ def load_stats(path: str | Path, bands: list[Band]) -> tuple[list[float], list[f
         raise InputDataError(f"{path} has no statistics for band(s) {', '.join(missing)}")
     mean = [by_name[b.name][0] for b in bands]
     std = [by_name[b.name][1] for b in bands]
-    if not all(math.isfinite(v) for v in mean + std) or min(std) <= 0:
-        raise InputDataError(f"{path}: every mean must be finite and every std positive")
+    if problem := normalisation_problem(mean, std):
+        raise InputDataError(f"{path}: {problem}")
     return mean, std
 
 

@@ -14,7 +14,7 @@ from ...checkpoint import read_metadata
 from ...config import zoo_dir
 from ...errors import SpectralMoEError, UsageError
 from .distributed import parse_cluster
-from .runner import run_predict
+from .runner import empty_summary, run_predict
 from .settings import PredictOptions
 from .sources import scene_sources, stac_options
 
@@ -23,9 +23,10 @@ DEFAULT_CHECKPOINT = "default.safetensors"  # in the model zoo: the small bundle
 
 @dataclass
 class PredictRun:
-    """A run's summary (``None``: nothing to do, and ``nothing`` says why) and its error, if any."""
+    """A run's summary (zero scenes when there was nothing to do, and ``nothing`` says why) and
+    its error, if any."""
 
-    summary: dict | None
+    summary: dict
     nothing: str = ""
     error: SpectralMoEError | None = None
 
@@ -41,8 +42,8 @@ def predict(options: PredictOptions, progress: bool = True) -> PredictRun:
                         options.datetime, options.max_cloud, options.max_items, options.policy(),
                         options.allow_local_assets)
     sources = scene_sources(list(options.scenes), stac, settings.bands, meta)
-    if not sources:
-        return PredictRun(None, stac.no_match())
+    if not sources:  # an empty night still leaves the summary a script reads: zero scenes
+        return PredictRun(empty_summary(meta, options.out, stac.no_match()), stac.no_match())
     summary = run_predict(sources, checkpoint, options.out, settings, device=options.device,
                           batch_size=options.batch_size, deterministic=options.deterministic,
                           progress=progress, compile_model=options.compile,

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
 import resource
 import sys
 import time
+import uuid
 from dataclasses import asdict
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from .sources import StacSource
 
 log = logging.getLogger(__name__)
 SUMMARY_NAME = "spectralmoe-summary.json"
+RUNS = "runs"  # each run's own summary, beside the shared latest one
 
 
 def peak_rss_mb() -> float:
@@ -61,9 +64,23 @@ def summarize(results: list[SceneResult], seconds: float, meta, runner: dict) ->
 
 
 def write_summary(summary: dict, out_dir: Path) -> Path:
+    """``OUT/spectralmoe-summary.json`` (the last run to finish) and this run's own copy under
+    ``OUT/runs/``, so runs sharing one ``--out`` each keep their summary."""
     path = out_dir / SUMMARY_NAME
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    own = out_dir / RUNS / f"{path.stem}-{stamp}-{os.getpid()}-{uuid.uuid4().hex[:6]}.json"
+    summary["run_summary_file"] = str(own)
+    write_json_atomic(own, summary)
     write_json_atomic(path, summary)
     return path
+
+
+def empty_summary(meta, out_dir: Path, why: str) -> dict:
+    """The summary of a run with nothing to do (a search that found nothing), written like any."""
+    check_output_dir(out_dir)
+    summary = {**summarize([], 0.0, meta, {}), "nothing_to_do": why}
+    summary["summary_file"] = str(write_summary(summary, out_dir))
+    return summary
 
 
 def run_predict(scenes: list[str | StacSource], checkpoint: Path, out_dir: Path, settings: PredictSettings,
@@ -121,4 +138,7 @@ def _failure(failed: list[SceneResult], total: int) -> SpectralMoEError:
         message = failed[0].error if total == 1 else f"all {total} scenes failed: {failed[0].error}"
         return error_for_code(failed[0].exit_code or 1, message)
     names = ", ".join(Path(r.scene).name for r in failed[:5])
-    return PartialFailure(f"{len(failed)} of {total} scene(s) failed ({names}); see the summary")
+    message = f"{len(failed)} of {total} scene(s) failed ({names}); see the summary"
+    if codes & {None, 1}:  # a bug among the failures outranks "partial": it must not pass as 4
+        return SpectralMoEError(f"{message}; one failed with an internal error (a bug)")
+    return PartialFailure(message)

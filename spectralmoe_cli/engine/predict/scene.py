@@ -20,11 +20,12 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
 from ... import __version__
 from ...checkpoint import CheckpointMeta
-from ...errors import SpectralMoEError, UsageError
+from ...errors import InputDataError, SpectralMoEError, UsageError
 from ...files import disk_error, discard_partials, exclusive_lock, json_float, rename_into_place
 from ...io import zarr_store
 from ...io.cog import write_class_cog
@@ -34,6 +35,7 @@ from ...io.scene import Scene
 from ...io.stac_item import build_item, write_item
 from ...io.polygons import VECTOR_FORMATS, write_class_polygons
 from ...io.tiling import Grid
+from ...net import describe
 from ..runtime.inference import TileModel
 from ..runtime.progress import Progress
 from .bands import BandSelection, select_bands
@@ -41,6 +43,7 @@ from .buffers import BufferPool
 from .chunks import SceneJob, exchange_spills, finish_chunk, infer_chunk, read_chunk, write_chunk
 from .settings import PredictSettings
 from .sources import StacSource, open_source
+from .value_range import warn_if_off_scale
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +93,7 @@ def output_name(scene: Scene, meta: CheckpointMeta, settings: PredictSettings,
         key["polygons"] = [settings.min_area, settings.simplify]
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:8]
     stem = scene.origin.name if scene.origin else (source.name.split(".")[0] or "scene")
+    stem = "".join(c if c.isprintable() else "_" for c in stem)  # no newline or ESC in a file name
     return f"{stem}_{meta.model.name}_{digest}"
 
 
@@ -183,19 +187,42 @@ class ScenePredictor:
             log.info("%s: up to date (%s), skipped", source, name)
             return
         with exclusive_lock(paths["lock"], f"another spectralmoe run is writing {name}; try later"):
-            for key in ("cog", "item", "quicklook"):  # what a killed run left half-written
-                discard_partials(paths[key])
-            if settings.force:
-                for key in ("zarr", "partial", "spill", "cog", "item", "quicklook", *VECTOR_FORMATS):
+            try:
+                self._write_scene(scene, selection, name, source, paths, result)
+            except InputDataError:  # the input itself is bad: there is nothing to resume
+                for key in ("partial", "spill", "lock"):
                     _remove(paths[key])
-            if not paths["zarr"].exists():
-                if not zarr_store.is_finalized(paths["partial"]):  # else: killed just before the rename
-                    self._fill_store(scene, selection, paths, result, source)
-                    zarr_store.settle_masked_fraction(paths["partial"])
-                    zarr_store.finalize_store(paths["partial"])
-                rename_into_place(paths["partial"], paths["zarr"])
-            self._derive_outputs(scene, name, str(source), paths, result)
+                raise
         result.status = "done"
+
+    def _write_scene(self, scene: Scene, selection: BandSelection, name: str,
+                     source: str | StacSource, paths: dict[str, Path], result: SceneResult) -> None:
+        for key in ("cog", "item", "quicklook"):  # what a killed run left half-written
+            discard_partials(paths[key])
+        if self.settings.force:
+            for key in ("zarr", "partial", "spill", "cog", "item", "quicklook", *VECTOR_FORMATS):
+                _remove(paths[key])
+        if not paths["zarr"].exists():
+            if not zarr_store.is_finalized(paths["partial"]):  # else: killed just before the rename
+                self._fill_store(scene, selection, paths, result, source)
+                zarr_store.settle_masked_fraction(paths["partial"])
+                zarr_store.finalize_store(paths["partial"])
+            rename_into_place(paths["partial"], paths["zarr"])
+        try:
+            self._derive_outputs(scene, name, str(source), paths, result)
+        except (RasterioError, ValueError, KeyError) as exc:
+            # an existing output someone damaged: the map, item and quicklook are made again
+            # from the Zarr; a damaged Zarr itself needs --force
+            log.warning("%s: an existing output cannot be read (%s); writing it again", name, describe(exc))
+            for key in ("cog", "item", "quicklook"):
+                _remove(paths[key])
+            try:
+                self._derive_outputs(scene, name, str(source), paths, result)
+            except (RasterioError, ValueError, KeyError) as again:
+                if "No space left" in str(again):  # a full disk is not a damaged output
+                    raise
+                raise UsageError(f"existing output {paths['zarr']} cannot be read ({describe(again)}); "
+                                 f"rerun with --force to recompute it") from again
 
     def _fill_store(self, scene: Scene, selection: BandSelection, paths: dict[str, Path],
                     result: SceneResult, opener: str | StacSource | None = None) -> None:
@@ -261,6 +288,8 @@ class ScenePredictor:
                 next_read = reader.submit(read_chunk, job, scene, *todo[n + 1], pool) \
                     if n + 1 < len(todo) else None
                 result.seconds["read"] += read.seconds
+                if n == 0:
+                    warn_if_off_scale(read.data, read.valid, self.meta, job.source)
                 start = time.perf_counter()
                 result.tiles += infer_chunk(job, self.model, read)
                 result.seconds["infer"] += time.perf_counter() - start

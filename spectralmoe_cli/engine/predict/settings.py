@@ -72,6 +72,9 @@ class PredictSettings:
         unknown = set(self.formats) - set(FORMATS)
         if unknown or not self.formats:
             raise UsageError(f"--format takes a comma list of {', '.join(FORMATS)}")
+        if self.probabilities and "zarr" not in self.formats:
+            raise UsageError("--probabilities are stored in the Zarr: add zarr to --format "
+                             "(e.g. --format cog,zarr) or drop --probabilities")
         if not 16 <= self.chunk <= MAX_CHUNK:
             raise UsageError(f"--chunk {self.chunk} is out of range: give 16 to {MAX_CHUNK}")
         if self.compress not in COMPRESSIONS:

@@ -7,6 +7,7 @@ computed (or read) here too. Nothing in this module builds a model, so bad input
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from ..runtime.models import load_model_config
 from .optim import WEIGHT_DECAY
 from .options import TrainOptions
 from .run_dir import RunDir
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,8 @@ def plan_run(opts: TrainOptions, run: RunDir) -> Plan:
     """Validate options, model, classes, bands and data; decide stats. Writes nothing."""
     base = load_model_config(opts.model)
     classes = load_classes(opts.classes, opts.reduce_zero_label)
+    if mapping := classes.renumbering():  # recorded in the checkpoint; shown by info
+        log.info("label values become class numbers: %s", mapping)
     file_bands = resolve_all(parse_band_list(opts.bands))
     model_bands = model_band_order(file_bands, list(base.data.bands))
     order = reorder(file_bands, model_bands)
@@ -105,7 +110,8 @@ def plan_run(opts: TrainOptions, run: RunDir) -> Plan:
         changed.append("normalisation statistics")
     if changed:
         raise UsageError(f"{run.root} was started with other {', '.join(changed)}; resume it "
-                         f"with the same options, or train into a new --out")
+                         f"with the same options, start it over with --force, or train into a "
+                         f"new --out")
     return Plan(cfg, model_bands, order, classes, train_pairs, val_pairs, data, mean, std, recipe)
 
 
