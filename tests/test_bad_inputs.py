@@ -238,6 +238,8 @@ CASES = [
     Case("predict-damaged-tiff", ["predict", "{damaged.tif}", "-c", "{ck.safetensors}", "-o", "{out}"],
          3, ("damaged.tif",), leaves="no maps",
          check=lambda w, out, r: _names_cause(r, "damaged.tif")),
+    Case("predict-damaged-tiff-quiet", ["-q", "predict", "{damaged.tif}", "-c", "{ck.safetensors}", "-o",
+                                        "{out}"], 3, ("damaged.tif", "Decoding error"), leaves="no maps"),
     Case("predict-vrt-missing-source", ["predict", "{missing_source.vrt}", "-c", "{ck.safetensors}", "-o",
                                         "{out}", "--bands", ",".join(RGBN)], 3,
          ("missing_source.vrt", "gone.tif"), leaves="no maps"),

@@ -184,16 +184,16 @@ def test_asset_server_that_stays_down_fails_each_scene_with_75(servers, flaky, c
 def test_aoi_that_misses_every_item_is_nothing_to_do(servers, ckpt, tmp_path):
     args = ["--stac", servers.api.url, "--collection", "s2-test", "--bbox", "-60,-30,-59.9,-29.9",
             *MAY]
-    result = predict(ckpt, tmp_path / "out", *args)
+    result = predict(ckpt, tmp_path / "out", *args)  # with --json: scripts parse every night
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("nothing to do: no item of collection 's2-test'")
+    summary = json.loads(result.stdout)
+    assert summary["scenes"] == 0 and summary["results"] == []
+    assert summary["nothing_to_do"].startswith("no item of collection 's2-test'")
     on_disk = json.loads((tmp_path / "out" / "spectralmoe-summary.json").read_text())
-    assert on_disk["scenes"] == 0 and on_disk["results"] == []  # an empty night leaves its summary
-    as_json = predict(ckpt, tmp_path / "json", *args, "--json")
-    assert as_json.returncode == 0, as_json.stderr
-    summary = json.loads(as_json.stdout)  # machine-readable even when nothing matched
-    assert summary["scenes"] == 0 and "no item of collection" in summary["nothing_to_do"]
-    assert Path(summary["summary_file"]) == tmp_path / "json" / "spectralmoe-summary.json"
+    assert on_disk["scenes"] == 0 and on_disk["nothing_to_do"] == summary["nothing_to_do"]
+    text = run_cli("predict", *args, "--checkpoint", ckpt, "--out", tmp_path / "text", *FAST)
+    assert text.returncode == 0, text.stderr
+    assert text.stdout.startswith("nothing to do: no item of collection 's2-test'")
 
 
 def test_reads_retry_transient_errors_on_fresh_connections(servers, flaky):

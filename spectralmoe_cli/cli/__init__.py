@@ -60,10 +60,24 @@ def _main(
                         datefmt="%Y-%m-%dT%H:%M:%S", stream=sys.stderr, force=True)
     logging.getLogger("spectralmoe_cli").setLevel(level)  # every module logs under __name__
     logging.captureWarnings(True)  # library warnings go through the log, so -q silences them
-    # urllib3 logs each retry of our own policy; the outcome is ours to report (one line)
-    logging.getLogger("urllib3").setLevel(logging.DEBUG if verbose else logging.ERROR)
-    logging.getLogger("py.warnings").setLevel(logging.DEBUG if verbose else logging.ERROR if quiet
-                                              else logging.WARNING)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_LibraryRecords(verbose, quiet))
+
+
+class _LibraryRecords(logging.Filter):
+    """Other libraries' log records only with ``-v`` (urllib3 logs every retry of our own policy,
+    whose outcome we report in one line), their warnings unless ``-q``, their errors always."""
+
+    def __init__(self, verbose: bool, quiet: bool) -> None:
+        super().__init__()
+        self.verbose, self.quiet = verbose, quiet
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.verbose or record.levelno >= logging.ERROR:
+            return True
+        if record.name.split(".")[0] == "spectralmoe_cli":
+            return True
+        return record.name == "py.warnings" and not self.quiet
 
 
 def _help(command: Callable) -> str:
