@@ -64,7 +64,6 @@ def test_tile_larger_than_the_scene_is_cut_to_it_and_fast(ckpt, small_scene, tmp
 
 @pytest.mark.parametrize("crop, words", [
     ("100000", ("--crop", str(MAX_TILE))),
-    ("200", ("--crop 200", "smallest training image", "give --crop 128 or less")),
 ])
 def test_train_crop_too_large_is_refused_before_anything_is_written(shared_data, tmp_path,
                                                                      crop, words):

@@ -17,6 +17,7 @@ from rich.markup import escape
 
 INPUT = "Input"
 LABELS = "Labels"
+SPECTRA = "Spectra"
 TILING = "Tiling"
 OUTPUTS = "Outputs"
 COG = "COG output"

@@ -37,11 +37,11 @@ def predict(
                                         "red,green,blue,nir.", default="the file's band descriptions"),
     nodata: Optional[float] = opt.nodata(S, "Override every band's nodata value."),
     wavelength_tolerance: Optional[float] = opt.option(
-        S, "wavelength_tolerance", "--wavelength-tolerance", panel=opt.INPUT,
+        S, "wavelength_tolerance", "--wavelength-tolerance", panel=opt.SPECTRA,
         help="A model band the scene lacks by name matches the scene band nearest in centre "
              "wavelength within NM nanometres."),
     resample_spectra: Optional[bool] = opt.switch(
-        S, "resample_spectra", "--resample-spectra/--no-resample-spectra", panel=opt.INPUT,
+        S, "resample_spectra", "--resample-spectra", panel=opt.SPECTRA,
         help="Linearly interpolate each pixel's spectrum onto the checkpoint's band wavelengths "
              "(no extrapolation beyond the scene's range)."),
     mask: Optional[str] = opt.option(

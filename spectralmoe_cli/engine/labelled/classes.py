@@ -136,10 +136,11 @@ class ClassSpec:
 
     def renumbering(self) -> str | None:
         """``stored label -> class number`` pairs when they differ (values 10, 20 become classes
-        0, 1; or labels shifted by --reduce-zero-label); None when every label is its number."""
+        0, 1; merged values 2, 3 both class 1; or labels shifted by --reduce-zero-label); None when
+        every label is its number."""
         shift = 1 if self.reduce_zero_label else 0
-        pairs = [(value + shift, number) for number, value in enumerate(self.values)]
-        if all(stored == number for stored, number in pairs):
+        pairs = [(value + shift, number) for number, values in enumerate(self.values) for value in values]
+        if all(stored == number for stored, number in pairs):  # also: classes matched by colour only
             return None
         return ", ".join(f"{stored}->{number}" for stored, number in pairs)
 

@@ -96,7 +96,6 @@ def plan_run(opts: TrainOptions, run: RunDir) -> Plan:
         raise UsageError(f"{run.root} is a run of model {stored['recipe']['model']['name']}, not "
                          f"{cfg.name}; resume it with its own options, or train into a new --out")
     train_pairs = open_labelled(opts.train, len(file_bands), classes, opts.nodata, options=opts.label_options())
-    _check_crop(opts.crop, train_pairs)
     val_pairs = open_labelled(opts.val, len(file_bands), classes, opts.nodata,
                               options=opts.label_options()) if opts.val else []
     data = {"train": manifest(train_pairs, _root(opts.train)),
@@ -124,17 +123,6 @@ def _normalisation(opts: TrainOptions, stored: dict | None, pairs: list[Pair], f
         return stored["mean"], stored["std"]
     stats = compute_stats([p.image for p in pairs], file_bands, opts.nodata)
     return [stats.mean[i] for i in order], [stats.std[i] for i in order]
-
-
-def _check_crop(crop: int, pairs: list[Pair]) -> None:
-    """A crop fits in every training image: a larger one trains on padding (and, far larger,
-    runs out of memory). Checked before the run folder is made, so a refusal writes nothing."""
-    smallest = min(pairs, key=lambda p: min(p.georef.height, p.georef.width))
-    limit = min(smallest.georef.height, smallest.georef.width)
-    if crop > limit:
-        raise UsageError(f"--crop {crop} is larger than the smallest training image "
-                         f"({smallest.image.name}, {smallest.georef.width}x"
-                         f"{smallest.georef.height}); give --crop {limit} or less")
 
 
 def _root(source: Path) -> Path:
