@@ -160,8 +160,16 @@ class DOFAViT(nn.Module):
         cls = (vit.cls_token + pos[:, :1]).expand(x.shape[0], -1, -1)
         return torch.cat([cls, tokens + pos[:, 1:]], dim=1), None
 
-    def block(self, index: int, tokens: torch.Tensor, rope: None = None) -> torch.Tensor:
-        return self.vit.blocks[index](tokens)
+    def block(self, index: int, tokens: torch.Tensor, rope: None = None,
+              prompts: torch.Tensor | None = None) -> torch.Tensor:
+        """Run block ``index``; ``prompts`` [B, P, d] join it after the cls token, then leave
+        (as in ``FrozenViT.block``; DOFA's positions were added once, before the first block)."""
+        blk = self.vit.blocks[index]
+        if prompts is None:
+            return blk(tokens)
+        count = prompts.shape[1]
+        out = blk(torch.cat([tokens[:, :1], prompts.to(tokens.dtype), tokens[:, 1:]], dim=1))
+        return torch.cat([out[:, :1], out[:, 1 + count:]], dim=1)
 
     def forward_all(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Every block's output, cls token included."""

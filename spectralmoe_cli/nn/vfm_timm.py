@@ -15,6 +15,7 @@ import timm
 import torch
 from timm.layers import resample_abs_pos_embed_nhwc
 
+from ..errors import ConfigError
 from .backbones import BackboneSpec, FrozenViT, register_backbone
 
 _HF = "https://huggingface.co/{repo}"
@@ -68,7 +69,11 @@ class SamViT(FrozenViT):
         grid = vit.norm_pre(vit.patch_drop(vit.pos_drop(grid)))
         return grid.flatten(1, 2), (grid.shape[1], grid.shape[2])
 
-    def block(self, index: int, tokens: torch.Tensor, rope) -> torch.Tensor:
+    def block(self, index: int, tokens: torch.Tensor, rope,
+              prompts: torch.Tensor | None = None) -> torch.Tensor:
+        if prompts is not None:
+            raise ConfigError("VPT prompts need a token-sequence ViT; SAM's windowed blocks take a "
+                              "grid of patches only")
         height, width = rope
         out = self.vit.blocks[index](tokens.unflatten(1, (height, width)))
         return out.flatten(1, 2)
