@@ -27,8 +27,10 @@ def _libgdal() -> ctypes.CDLL:
     maps = Path("/proc/self/maps")
     if not sys.platform.startswith("linux") or not maps.exists():
         pytest.skip("finds the loaded GDAL library through /proc/self/maps (Linux)")
-    paths = {line.split()[-1] for line in maps.read_text().splitlines() if "/libgdal" in line}
-    assert paths, "rasterio is imported, so a libgdal must be mapped"
+    mapped = {line.split()[-1] for line in maps.read_text().splitlines() if "/libgdal" in line}
+    assert mapped, "rasterio is imported, so a libgdal must be mapped"
+    # rasterio's own copy where wheels bundle one: pyogrio's maps a second, with its own cache
+    paths = {p for p in mapped if "/rasterio" in p} or mapped
     lib = ctypes.CDLL(sorted(paths)[0])
     lib.GDALGetCacheUsed64.restype = ctypes.c_int64
     return lib
