@@ -11,7 +11,7 @@ batch 16), every run is a FRESH process, runs are interleaved (a, b, c, a, b, c,
     in a process with no setting of ours; only the forward loop is timed;
 (c) TerraTorch's ``tiled_inference`` on the whole scene in memory with the same model, tile and
     overlap (``pip install .[benchmarks]``); when it cannot be imported this says so.
-geo-inference runs TorchScript models only: ours is an eager PyTorch module, so it is reported
+geo-inference expects a TorchScript model and exporting ours is not attempted, so it is reported
 as not run. Per run: wall time, in-process time, Mpix/s, peak RSS (VmHWM), user and system CPU
 time; per size the minimum and all raw values, the pixel agreement between our map and
 TerraTorch's, and the two ratios of in-process times. The load average is recorded before and
@@ -184,7 +184,7 @@ def bench(sizes: list[int], repeats: int, tmp: Path) -> dict:
         terratorch_note = f"terratorch not installed ({exc}); pip install .[benchmarks]"
     report: dict = {"machine": {"cpus": os.cpu_count(), "load_before": os.getloadavg()},
                     "model": "bundled default", "tile": TILE, "overlap": OVERLAP, "batch": BATCH,
-                    "geo_inference": "not run: it loads TorchScript models, ours is an eager module",
+                    "geo_inference": "not run: it expects a TorchScript model; ours is eager",
                     "sizes": {}}
     scenes = {n: tiled_scene(tmp / f"naip_{n}.tif", n) for n in sizes}
     raw = {n: {"ours": [], "model_only": [], "terratorch": []} for n in sizes}
