@@ -14,7 +14,7 @@ from torchgeo.models.dofa import DOFA
 from spectralmoe_cli.errors import WeightsError
 from spectralmoe_cli.nn.backbones import get_spec
 from spectralmoe_cli.nn.dofa import DOFAViT, load_dofa_weights, map_dofa_state_dict
-from spectralmoe_cli.weights import read_state_dict
+from spectralmoe_cli.engine.runtime.weights import read_state_dict
 
 SIZE, DIM, DEPTH, HEADS = 64, 64, 2, 4
 WAVELENGTHS = {
