@@ -248,27 +248,39 @@ def match_bands(scene: Sequence[Band | None], model: Sequence[Band],
                 tolerance_nm: float = DEFAULT_TOLERANCE_NM) -> list[BandMatch]:
     """Scene band for every model band: by name, else the nearest centre within the tolerance.
 
-    BandError (exit 3) names the first model band without a match and the nearest scene band.
+    BandError (exit 3) names every model band without a match and, for the first ones, the
+    nearest scene band.
     """
     position = {b.name: i for i, b in enumerate(scene) if b is not None}
     optical = [(i, b) for i, b in enumerate(scene) if b is not None and b.wavelength is not None]
     matches: list[BandMatch] = []
+    missing: list[str] = []
+    nearest_text: list[str] = []
     for wanted in model:
         if wanted.name in position:
             matches.append(BandMatch(wanted, position[wanted.name], wanted))
             continue
         if wanted.wavelength is None or not optical:
-            have = ", ".join(b.name if b else "?" for b in scene)
-            raise BandError(f"the scene lacks band {wanted.name} that the model needs (scene has: {have})")
+            missing.append(wanted.name)
+            continue
         index, nearest = min(optical, key=lambda ib: abs(_offset_nm(wanted, ib[1])))
         offset = _offset_nm(wanted, nearest)
         if abs(offset) > tolerance_nm:
-            raise BandError(
-                f"the scene lacks band {wanted.name} ({wanted.wavelength * 1000:g} nm) that the model "
-                f"needs: the nearest is {nearest.name}, {offset:+.1f} nm off, beyond "
-                f"--wavelength-tolerance {tolerance_nm:g} nm (raise it, or use --resample-spectra)")
+            missing.append(wanted.name)
+            nearest_text.append(f"{wanted.name} ({wanted.wavelength * 1000:g} nm): the nearest is "
+                                f"{nearest.name}, {offset:+.1f} nm off")
+            continue
         if any(m.index == index for m in matches):
             raise BandError(f"scene band {nearest.name} would stand for two model bands; lower "
                             f"--wavelength-tolerance (now {tolerance_nm:g} nm) or use --resample-spectra")
         matches.append(BandMatch(wanted, index, nearest, offset))
+    if missing:
+        names = ", ".join(missing[:8]) + (f" (+{len(missing) - 8} more)" if len(missing) > 8 else "")
+        if nearest_text:
+            shown = "; ".join(nearest_text[:3]) + ("; ..." if len(nearest_text) > 3 else "")
+            why = (f": {shown}; beyond --wavelength-tolerance {tolerance_nm:g} nm (raise it, or use "
+                   f"--resample-spectra)")
+        else:
+            why = f" (scene has: {', '.join(b.name if b else '?' for b in scene)})"
+        raise BandError(f"the scene lacks band(s) {names} that the model needs{why}")
     return matches

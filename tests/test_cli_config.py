@@ -12,7 +12,7 @@ from helpers import assert_one_line_error, run_cli
 from scenes import smooth_field, write_scene
 
 from spectralmoe_cli.engine.options import ComputeFields
-from spectralmoe_cli.engine.predict.settings import FORMATS, PredictSettings
+from spectralmoe_cli.engine.predict.settings import DEFAULT_FORMATS, PredictSettings
 from spectralmoe_cli.net import RetryPolicy
 
 
@@ -33,7 +33,7 @@ def test_predict_help_at_80_columns_shows_panels_and_the_engines_defaults(monkey
         assert any(line.startswith(f"╭─ {panel} ─") for line in lines), panel
     flat = _flat(result.stdout)
     for option, default in (("--chunk", PredictSettings.chunk), ("--blend", PredictSettings.blend),
-                            ("--format", ",".join(FORMATS)), ("--compress", PredictSettings.compress),
+                            ("--format", ",".join(DEFAULT_FORMATS)), ("--compress", PredictSettings.compress),
                             ("--device", ComputeFields().device), ("--retries", RetryPolicy().retries),
                             ("--timeout", RetryPolicy().timeout)):
         assert option in flat

@@ -49,8 +49,8 @@ def test_registries_list_every_method_head_and_backbone():
 
 
 def test_unknown_names_are_config_errors_listing_the_known_ones():
-    with pytest.raises(ConfigError, match=r"unknown method 'adapter'; known: depthforge, frozen, lora, "
-                                          r"rein, spectralmoe$"):
+    with pytest.raises(ConfigError, match=r"unknown method 'adapter'; known: adaptformer, depthforge, fada, "
+                                          r"frozen, lora, rein, set, spectralmoe, vpt$"):
         PLUGINS.get("adapter")
     with pytest.raises(ConfigError, match=r"unknown head 'upernet'; known: light, mask2former$"):
         HEADS.get("upernet")
@@ -138,7 +138,7 @@ def test_a_new_method_is_one_decorated_class():
                 super().__init__()
                 self.gain = torch.nn.Parameter(torch.ones(()))
 
-            def forward(self, layer, patches, depth):
+            def forward(self, layer, patches, depth, grid=None):
                 return patches * self.gain + 0 * depth, patches.new_zeros(())
 
         tiny = {"weights": "random", "embed_dim": 32, "depth": 2, "num_heads": 2}

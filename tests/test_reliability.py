@@ -96,12 +96,12 @@ def test_the_warning_is_logged_once_per_scene(ck, tmp_path):
 
 
 def test_renumbered_labels_are_on_record_and_shown_by_info(ck, tmp_path):
-    spec = ClassSpec(values=(10, 20, 30), names=("a", "b", "c"), colors=("#000000",) * 3, ignore=(255,),
-                     reduce_zero_label=False, source="classes.toml")
+    spec = ClassSpec(values=((10,), (20,), (30,)), names=("a", "b", "c"), colors=("#000000",) * 3,
+                     ignore=(255,), reduce_zero_label=False, source="classes.toml")
     assert spec.renumbering() == "10->0, 20->1, 30->2"
-    reduced = ClassSpec(**{**spec.__dict__, "values": (0, 1, 2), "reduce_zero_label": True})
+    reduced = ClassSpec(**{**spec.__dict__, "values": ((0,), (1,), (2,)), "reduce_zero_label": True})
     assert reduced.renumbering() == "1->0, 2->1, 3->2"  # the zero reduction is a renumbering too
-    assert ClassSpec(**{**spec.__dict__, "values": (0, 1, 2)}).renumbering() is None
+    assert ClassSpec(**{**spec.__dict__, "values": ((0,), (1,), (2,))}).renumbering() is None
     tensors, meta = load_checkpoint(ck)
     header = meta.model_dump(mode="json")
     header["provenance"] = {"labels": spec.to_json()}  # as train records it
