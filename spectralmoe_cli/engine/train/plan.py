@@ -15,6 +15,7 @@ from ...bands import Band, parse_band_list, reorder, resolve_all, rgb_indices
 from ...config import ModelConfig
 from ...errors import UsageError
 from ..labelled.classes import ClassSpec, load_classes
+from ...nn.catalog import PLUGINS
 from ..labelled.folders import Pair, manifest, open_labelled
 from ..labelled.stats import compute_stats, load_stats
 from ..runtime.models import load_model_config
@@ -89,8 +90,6 @@ def plan_run(opts: TrainOptions, run: RunDir) -> Plan:
     model_bands = model_band_order(file_bands, list(base.data.bands))
     order = reorder(file_bands, model_bands)
     cfg = base.with_data([b.name for b in model_bands], classes.num_classes)
-    if cfg.depth is not None and cfg.plugin.method in ("spectralmoe", "depthforge"):
-        rgb_indices(model_bands)  # the depth model's R, G, B exist (exit 3 before any write)
     stored = run.read_json("run.json") if opts.resume and run.is_run() else None
     if stored is not None and stored["recipe"]["model"]["name"] != cfg.name:
         raise UsageError(f"{run.root} is a run of model {stored['recipe']['model']['name']}, not "
@@ -98,6 +97,8 @@ def plan_run(opts: TrainOptions, run: RunDir) -> Plan:
     train_pairs = open_labelled(opts.train, len(file_bands), classes, opts.nodata, options=opts.label_options())
     val_pairs = open_labelled(opts.val, len(file_bands), classes, opts.nodata,
                               options=opts.label_options()) if opts.val else []
+    if cfg.depth is not None and PLUGINS.get(cfg.plugin.method).needs_depth:
+        rgb_indices(model_bands)  # the depth model's R, G, B exist (exit 3 before any write)
     data = {"train": manifest(train_pairs, _root(opts.train)),
             "val": manifest(val_pairs, _root(opts.val)) if opts.val else None}
     recipe = _recipe(opts, cfg, file_bands, classes, data)
