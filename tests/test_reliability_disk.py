@@ -51,8 +51,10 @@ def fill(disk: Path, leave_kib: int) -> Path:
 
 
 def finals(folder: Path, *suffixes: str) -> list[Path]:
+    """Outputs under a final name; the run's own record (``runs/``, each run's summary, written
+    when the disk still has room for it) is not an output."""
     return [p for p in folder.rglob("*") if p.suffix in suffixes and ".part" not in p.name
-            and not p.name.endswith(".partial")]
+            and not p.name.endswith(".partial") and "runs" not in p.relative_to(folder).parts]
 
 
 def test_exit_74_is_in_the_contract_and_the_readme():
