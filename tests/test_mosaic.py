@@ -106,7 +106,9 @@ def uniform_tiles(rows: np.ndarray, cols: np.ndarray, item_id: str, wins: np.nda
     clouds = cloud_world.cloud_pixels(item_id).reshape(n, BLOCK, n, BLOCK).any(axis=(1, 3))
     block = np.where(inside & wins & ~clouds[r // BLOCK, c // BLOCK],
                      (r // BLOCK) * n + c // BLOCK, -1)
-    h, w = (s - s % TILE for s in block.shape)
+    # the last tile of a row or column is pulled back inside the map and overlaps its
+    # neighbour (a blend of two tiles): only the tiles on the plain 16-pixel grid before it
+    h, w = ((s // TILE - 1) * TILE for s in block.shape)
     tiles = block[:h, :w].reshape(h // TILE, TILE, w // TILE, TILE)
     whole = (tiles.min(axis=(1, 3)) == tiles.max(axis=(1, 3))) & (tiles.max(axis=(1, 3)) >= 0)
     out = np.zeros(block.shape, bool)
