@@ -99,8 +99,16 @@ def _collection(collection_id: str) -> dict[str, Any]:
             "summaries": {"platform": ["sentinel-2a"]}, "links": []}
 
 
-def build(root: Path, asset_url: str) -> CloudWorld:
-    """Write the COGs (under ``root/assets``, served at ``asset_url``) and the STAC JSON."""
+def block_field(rng: np.random.Generator, block: int) -> np.ndarray:
+    """Uniform ``block``-pixel squares of random values: a tile inside one sees one spectrum."""
+    side = -(-SIZE // block)
+    values = rng.integers(1001, 9000, (side, side)).astype(np.uint16)
+    return values.repeat(block, axis=0).repeat(block, axis=1)[:SIZE, :SIZE]
+
+
+def build(root: Path, asset_url: str, block: int = 0) -> CloudWorld:
+    """Write the COGs (under ``root/assets``, served at ``asset_url``) and the STAC JSON; with
+    ``block``, band values are uniform squares of that many pixels instead of smooth fields."""
     world = CloudWorld(root=root, assets=root / "assets")
     rng = np.random.default_rng(11)
     docs: dict[str, list[dict[str, Any]]] = {"s2-clouds": [], "onprem": []}
@@ -112,6 +120,8 @@ def build(root: Path, asset_url: str) -> CloudWorld:
             yy, xx = np.mgrid[0:SIZE, 0:SIZE]
             field_ = 4000 + 2500 * np.sin(yy / (17 + len(name))) * np.cos(xx / 23)
             data = (field_ + rng.normal(0, 300, field_.shape)).clip(1001, 9000).astype(np.uint16)
+            if block:
+                data = block_field(rng, block)
             write_cog(path, data, crs, from_origin(left, TOP, 10, 10), 0)
             asset = {"href": f"{asset_url}/{item_id}/{name}.tif",
                      "type": "image/tiff; application=geotiff; profile=cloud-optimized",

@@ -102,6 +102,18 @@ def predict(
         S, "allow_local_assets", "--allow-local-assets", panel=opt.SEARCH,
         help="Let items from a catalog on the network name local files (an on-premise catalog "
              "over a shared filesystem); '..' escapes stay refused."),
+    mosaic: Optional[bool] = opt.switch(
+        S, "mosaic", "--mosaic", panel=opt.MOSAIC,
+        help="One map per collection and solar day over the AOI (or one over several SCENE "
+             "rasters): items warped onto one grid, the least cloudy valid pixel wins."),
+    crs: Optional[str] = opt.option(
+        S, "crs", "--crs", panel=opt.MOSAIC,
+        help="The mosaic's CRS, e.g. EPSG:32633 (any CRS string rasterio accepts).",
+        default="the UTM zone of the AOI's centre"),
+    resolution: Optional[float] = opt.option(
+        S, "resolution", "--resolution", panel=opt.MOSAIC,
+        help="The mosaic's pixel size in units of --crs; its edges align to multiples of it.",
+        default="the finest band's"),
     collection: Optional[str] = opt.collection(S),
     bbox: Optional[str] = opt.bbox(S, "AOI W,S,E,N in degrees: STAC items are clipped to it on the "
                                       "finest band's grid, as fetch does."),

@@ -46,12 +46,13 @@ def gdal_read_options() -> dict[str, int]:
 
 @dataclass(frozen=True)
 class Origin:
-    """Where a scene that is not a file of its own came from (a STAC item): its output name and
-    provenance link, and what its pixels depend on (for the deterministic output name)."""
+    """Where a scene that is not a file of its own came from (a STAC item, a mosaic): its output
+    name and provenance link(s), and what its pixels depend on (for the deterministic name)."""
 
     name: str
     href: str
     identity: tuple
+    derived_from: tuple[str, ...] = ()  # a mosaic's every source item; else ``href`` alone
 
 
 class PixelMask(Protocol):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 from affine import Affine
@@ -45,8 +46,10 @@ def footprint(crs: CRS, transform: Affine, height: int, width: int
 def build_item(name: str, source: str, crs: CRS | None, transform: Affine, height: int,
                width: int, classes: list[tuple[int, str, tuple[int, int, int]]],
                assets: dict[str, Path], model: dict, settings: dict, version: str,
-               source_item: str | None = None, extra_properties: dict | None = None) -> dict:
-    """A STAC 1.1 item; asset hrefs are relative to the item's folder.
+               source_items: Sequence[str] = (), extra_properties: dict | None = None) -> dict:
+    """A STAC 1.1 item; asset hrefs are relative to the item's folder. It is
+    ``derived_from`` each of ``source_items`` (STAC items: one, or a mosaic's every item), else
+    from the raster ``source``.
 
     ``extra_properties`` (e.g. ``spectralmoe:masked_fraction``) are added only when given, so an
     item without them is the same as before."""
@@ -92,8 +95,10 @@ def build_item(name: str, source: str, crs: CRS | None, transform: Affine, heigh
             asset.update({"type": "image/png", "roles": ["thumbnail", "overview"],
                           "title": "quicklook with legend"})
         out_assets[key] = asset
-    links = [{"rel": "derived_from", "href": source_item or source,
-              "type": "application/geo+json" if source_item else "image/tiff"}]
+    links = ([{"rel": "derived_from", "href": href,
+               "type": "image/tiff" if href.lower().endswith((".tif", ".tiff"))
+               else "application/geo+json"} for href in source_items]
+             or [{"rel": "derived_from", "href": source, "type": "image/tiff"}])
     item = {
         "type": "Feature", "stac_version": "1.1.0", "stac_extensions": EXTENSIONS, "id": name,
         "geometry": geometry, "properties": properties, "links": links, "assets": out_assets,

@@ -44,7 +44,7 @@ RESAMPLING = Resampling.nearest  # fetch's default, so both give the same pixels
 T = TypeVar("T")
 
 
-def _span(key: int | slice, size: int) -> tuple[int, int, int | slice]:
+def span(key: int | slice, size: int) -> tuple[int, int, int | slice]:
     """The range a basic index touches, and the index that picks its result from that range."""
     if isinstance(key, slice):
         start, stop, step = key.indices(size)  # xarray hands backends positive steps only
@@ -52,7 +52,7 @@ def _span(key: int | slice, size: int) -> tuple[int, int, int | slice]:
     return key, key + 1, 0
 
 
-class _Assets:
+class Assets:
     """GDAL handles on the band assets, and their readers on the grid: opened once, when first
     needed, and dropped after any failure, so that a retry starts on fresh connections."""
 
@@ -103,7 +103,7 @@ class _Assets:
 class _ItemBands(BackendArray):
     """The item's bands as (band, y, x) on the grid, encoded; read only where indexed."""
 
-    def __init__(self, assets: _Assets, grid: Grid, encoding: Encoding):
+    def __init__(self, assets: Assets, grid: Grid, encoding: Encoding):
         self.shape = (len(assets.sources), grid.height, grid.width)
         self.dtype = np.dtype(encoding.dtype)
         self.assets, self.grid, self.encoding = assets, grid, encoding
@@ -115,7 +115,7 @@ class _ItemBands(BackendArray):
 
     def _get(self, key: tuple[int | slice, ...]) -> np.ndarray:
         (b0, b1, bands), (y0, y1, rows), (x0, x1, cols) = (
-            _span(k, n) for k, n in zip(key, self.shape))
+            span(k, n) for k, n in zip(key, self.shape))
         if b0 == b1 or y0 == y1 or x0 == x1:
             return np.empty((b1 - b0, y1 - y0, x1 - x0), self.dtype)[bands, rows, cols]
         window = Window(x0, y0, x1 - x0, y1 - y0)
@@ -132,7 +132,7 @@ class _ItemBands(BackendArray):
 def open_item_scene(sources: Sequence[BandSource], aoi_bbox: Bbox | None, policy: RetryPolicy,
                     label: str) -> Scene | None:
     """The bands as a lazy scene (asset headers read now); ``None`` if the AOI misses them."""
-    assets = _Assets(sources, policy, label)
+    assets = Assets(sources, policy, label)
     layout = assets.call(lambda: assets.layout(aoi_bbox))
     if layout is None:
         assets.close()
@@ -150,7 +150,7 @@ def asset_window_reader(source: ReadableBand, grid: Grid, policy: RetryPolicy, w
                         ) -> Callable[[Window], np.ndarray]:
     """One more raster on a scene's grid (a cloud mask): ``read(window)`` gives its raw values
     there (nearest), where it has no data its nodata (else 0); opened on the first read."""
-    assets = _Assets([source], policy, what)
+    assets = Assets([source], policy, what)
     fill = 0 if source.nodata is None else source.nodata
 
     def read(window: Window) -> np.ndarray:

@@ -14,6 +14,7 @@ from ...checkpoint import read_metadata
 from ...config import zoo_dir
 from ...errors import SpectralMoEError, UsageError
 from .distributed import parse_cluster
+from .mosaic import mosaic_target
 from .runner import empty_summary, run_predict
 from .settings import PredictOptions
 from .sources import scene_sources, stac_options
@@ -41,7 +42,8 @@ def predict(options: PredictOptions, progress: bool = True) -> PredictRun:
     stac = stac_options(options.stac, options.collection, options.bbox, options.intersects,
                         options.datetime, options.max_cloud, options.max_items, options.policy(),
                         options.allow_local_assets)
-    sources = scene_sources(list(options.scenes), stac, settings.bands, meta)
+    sources = scene_sources(list(options.scenes), stac, settings.bands, meta,
+                            mosaic_target(options.mosaic, options.crs, options.resolution))
     if not sources:  # an empty night still leaves the summary a script reads: zero scenes
         return PredictRun(empty_summary(meta, options.out, stac.no_match()), stac.no_match())
     summary = run_predict(sources, checkpoint, options.out, settings, device=options.device,

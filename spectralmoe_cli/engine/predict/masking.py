@@ -18,6 +18,7 @@ from ...errors import InputDataError, UsageError
 from ...io.fetch_read import Grid
 from ...io.masks import MaskLayer, MaskRaster, MaskRule, MaskSpec, raster_layer
 from ...io.scene import Scene
+from ...net import RetryPolicy
 from ...stac.mask_assets import QA_PIXEL_KEY, SCL_KEY, find_mask_asset
 
 
@@ -26,55 +27,61 @@ def attach_mask(scene: Scene, spec: MaskSpec | None, item: pystac.Item | None = 
     """The scene with its mask layer (or as it is, when no mask applies)."""
     if spec is None or not spec.wanted:
         return scene
+    grid = Grid(scene.crs, scene.transform, scene.width, scene.height)
+    if item is not None:
+        layer = item_mask(grid, scene.policy, spec, item, allow_local)
+        return scene if layer is None else replace(scene, mask=layer)
     if spec.kind == "file":
-        return replace(scene, mask=_file_layer(scene, spec))
+        return replace(scene, mask=_file_layer(grid, scene.policy, spec))
     if spec.kind == "band":
-        if item is not None:
-            return replace(scene, mask=_asset_layer(scene, item, spec.target, spec.user_rule(),
-                                                    allow_local, required=True))
         return replace(scene, mask=_band_layer(scene, spec))
-    if item is None:
-        if spec.kind == "auto":
-            return scene
-        raise UsageError(f"--mask {spec.kind} reads a STAC item's {spec.kind} asset; for a raster "
-                         f"give --mask FILE[:values] or --mask band:NAME[:values]")
+    if spec.kind == "auto":
+        return scene
+    raise UsageError(f"--mask {spec.kind} reads a STAC item's {spec.kind} asset; for a raster "
+                     f"give --mask FILE[:values] or --mask band:NAME[:values]")
+
+
+def item_mask(grid: Grid, policy: RetryPolicy | None, spec: MaskSpec | None, item: pystac.Item,
+              allow_local: bool) -> MaskLayer | None:
+    """The mask an item's pixels get, read onto ``grid`` (an item's own, or a mosaic's)."""
+    if spec is None or not spec.wanted:
+        return None
+    if spec.kind == "file":
+        return _file_layer(grid, policy, spec)
+    if spec.kind == "band":
+        return _asset_layer(grid, policy, item, spec.target, spec.user_rule(), allow_local,
+                            required=True)
     if spec.kind in ("auto", "scl"):
-        layer = _asset_layer(scene, item, SCL_KEY, spec.scl_rule(), allow_local,
+        layer = _asset_layer(grid, policy, item, SCL_KEY, spec.scl_rule(), allow_local,
                              required=spec.kind == "scl")
         if layer is not None:
-            return replace(scene, mask=layer)
+            return layer
     if spec.kind in ("auto", "qa_pixel"):
-        layer = _asset_layer(scene, item, QA_PIXEL_KEY, spec.qa_rule(), allow_local,
-                             required=spec.kind == "qa_pixel")
-        if layer is not None:
-            return replace(scene, mask=layer)
-    return scene
+        return _asset_layer(grid, policy, item, QA_PIXEL_KEY, spec.qa_rule(), allow_local,
+                            required=spec.kind == "qa_pixel")
+    return None
 
 
-def _grid(scene: Scene) -> Grid:
-    return Grid(scene.crs, scene.transform, scene.width, scene.height)
-
-
-def _asset_layer(scene: Scene, item: pystac.Item, key: str, rule: MaskRule, allow_local: bool,
-                 required: bool) -> MaskLayer | None:
+def _asset_layer(grid: Grid, policy: RetryPolicy | None, item: pystac.Item, key: str,
+                 rule: MaskRule, allow_local: bool, required: bool) -> MaskLayer | None:
     asset = find_mask_asset(item, key, allow_local=allow_local)
     if asset is None:
         if required:
             raise InputDataError(f"--mask: item {item.id!r} has no {key!r} asset "
                                  f"(it has: {', '.join(item.assets) or 'none'})")
         return None
-    return raster_layer(MaskRaster(asset.href, 1, asset.nodata), rule, _grid(scene),
-                        scene.policy, f"{item.id}:{asset.key}")
+    return raster_layer(MaskRaster(asset.href, 1, asset.nodata), rule, grid, policy,
+                        f"{item.id}:{asset.key}")
 
 
-def _file_layer(scene: Scene, spec: MaskSpec) -> MaskLayer:
+def _file_layer(grid: Grid, policy: RetryPolicy | None, spec: MaskSpec) -> MaskLayer:
     path = str(spec.target)
     remote = "://" in path or path.startswith("/vsi")
     if not remote and not Path(path).is_file():
         raise InputDataError(f"--mask {path}: no such file")
     href = f"/vsicurl/{path}" if path.startswith(("http://", "https://")) else path
     return raster_layer(MaskRaster(href if remote else str(Path(path).resolve())),
-                        spec.user_rule(), _grid(scene), scene.policy, Path(path).name)
+                        spec.user_rule(), grid, policy, Path(path).name)
 
 
 def _band_layer(scene: Scene, spec: MaskSpec) -> MaskLayer:

@@ -343,7 +343,7 @@ class ScenePredictor:
         item = build_item(name, source, scene.crs, scene.transform, scene.height, scene.width,
                           classes, assets, {"name": self.meta.model.name,
                                             "checkpoint_hash": self.meta.content_hash},
-                          settings, __version__, scene.origin.href if scene.origin else None,
+                          settings, __version__, _derived_from(scene),
                           extra)
         write_item(item, paths["item"])
         if "zarr" not in formats:
@@ -351,6 +351,13 @@ class ScenePredictor:
         result.outputs = {k: str(paths[k]) for k in ("item", "quicklook", "cog", "zarr",
                                                      *VECTOR_FORMATS) if paths[k].exists()}
         result.seconds["write"] += time.perf_counter() - start
+
+
+def _derived_from(scene: Scene) -> tuple[str, ...]:
+    """The STAC items a map comes from: a mosaic's every item, a single item's own."""
+    if scene.origin is None:
+        return ()
+    return scene.origin.derived_from or (scene.origin.href,)
 
 
 def _remove(path: Path) -> None:

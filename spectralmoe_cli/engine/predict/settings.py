@@ -158,6 +158,9 @@ class PredictOptions(TileFields, ComputeFields, SearchFields, RetryFields):
     simplify: StrictFloat = Field(PredictSettings.simplify, ge=0)
     wavelength_tolerance: StrictFloat = Field(PredictSettings.wavelength_tolerance, ge=0)
     resample_spectra: StrictBool = PredictSettings.resample_spectra
+    mosaic: StrictBool = False
+    crs: str | None = None
+    resolution: StrictFloat | None = Field(None, gt=0)
 
     def settings(self, meta: CheckpointMeta) -> PredictSettings:
         """The run's settings: what was given, the checkpoint's tiling where nothing was."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Union
 
 import pystac
 
@@ -41,6 +42,7 @@ from ...stac.item_ref import is_url
 from ...stac.local import check_item_id
 from ..options import no_match
 from .masking import attach_mask
+from .mosaic import MosaicGrid, MosaicSource, RasterMosaic, mosaic_sources
 
 log = logging.getLogger(__name__)
 
@@ -118,11 +120,14 @@ class StacSource:
         return replace(scene, origin=Origin(name=item.id, href=href, identity=identity))
 
 
-def open_source(source: str | StacSource, meta: CheckpointMeta,
+Source = Union[str, StacSource, MosaicSource, RasterMosaic]
+
+
+def open_source(source: Source, meta: CheckpointMeta,
                 mask: MaskSpec | None = None) -> Scene | None:
-    """A raster opened lazily, or an item's bands (``None``: the AOI holds none of its pixels),
-    with the mask ``--mask`` gives it."""
-    if isinstance(source, StacSource):
+    """A raster opened lazily, an item's bands (``None``: the AOI holds none of its pixels) or a
+    mosaic, with the mask ``--mask`` gives it."""
+    if not isinstance(source, str):
         return source.open(meta, mask)
     return attach_mask(open_scene(source), mask)
 
@@ -138,8 +143,9 @@ def _search(options: StacOptions, bands: list[Band]) -> list[StacSource]:
 
 
 def scene_sources(scenes: list[str], options: StacOptions, bands_option: list[str] | None,
-                  meta: CheckpointMeta) -> list[str | StacSource]:
-    """Rasters as given, item files and URLs as sources, then the items the search finds."""
+                  meta: CheckpointMeta, mosaic: MosaicGrid | None = None) -> list[Source]:
+    """Rasters as given, item files and URLs as sources, then the items the search finds; with
+    ``--mosaic``, one mosaic per collection and solar day (and one of the rasters)."""
     sources: list[str | StacSource] = [
         StacSource(ref, None, options.aoi, options.policy, options.allow_local)
         if is_item_ref(ref) else ref
@@ -150,9 +156,14 @@ def scene_sources(scenes: list[str], options: StacOptions, bands_option: list[st
     if bands_option is not None and items:
         raise UsageError("--bands names a raster's bands in file order; STAC items name their "
                          "own, so drop --bands when predicting items")
-    if options.aoi is not None and not items:
+    if options.aoi is not None and not items and mosaic is None:
         raise UsageError("--bbox/--intersects clip STAC items; rasters are predicted whole "
                          "(give an item file or URL, or --stac)")
     if options.catalog is not None:
         sources += _search(options, resolve_all([b.name for b in meta.bands]))
-    return sources
+    if mosaic is None:
+        return sources
+    return mosaic_sources(
+        [(s.ref, s.item or load_item(s.ref, s.policy), s.allow_local or
+          (s.item is None and not is_url(s.ref))) for s in sources if isinstance(s, StacSource)],
+        [s for s in sources if isinstance(s, str)], options.aoi, mosaic, options.policy)
