@@ -7,6 +7,7 @@ scale/offset are applied, so the model always sees physical values.
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from dataclasses import dataclass, field, replace
@@ -26,6 +27,9 @@ from ..errors import InputDataError
 from ..net import RetryPolicy, describe, http_version
 from .pixels import band_nodata, physical_pixels
 
+log = logging.getLogger(__name__)
+
+ZARR_STEP_TOLERANCE = 1e-6  # relative to the step: how even a Zarr's coordinates must be
 READ_CHUNK = 1024  # dask chunk of the lazy array; a window read touches only its chunks
 
 # GDAL keeps decoded blocks in a cache sized at 5 % of RAM by default: over a large scene that
@@ -229,8 +233,54 @@ def _open_zarr(path: Path) -> Scene:
         transform = array.rio.transform()
     except Exception as exc:
         raise InputDataError(f"Zarr store {path}: cannot read its georeferencing ({describe(exc)})") from exc
+    array, transform = _north_up(array, transform, path)
     scale = float(array.attrs.get("scale_factor", array.encoding.get("scale_factor", 1.0)))
     offset = float(array.attrs.get("add_offset", array.encoding.get("add_offset", 0.0)))
     return Scene(source=str(path), array=array, crs=crs, transform=transform, descriptions=names,
                  nodata=[None if nodata is None else float(nodata)] * count, scales=[scale] * count,
                  offsets=[offset] * count, dtype=str(array.dtype))
+
+
+def _axis_step(array: xr.DataArray, axis: str, path: Path) -> float | None:
+    """The spacing of an axis's pixel-centre coordinates; None where they say nothing (fewer
+    than two). A grid whose spacing varies cannot be one affine transform: exit 3."""
+    if axis not in array.coords or array.sizes[axis] < 2:
+        return None
+    raw = np.asarray(array[axis].values)
+    values = raw.astype(np.float64)
+    steps = np.diff(values)
+    step = (values[-1] - values[0]) / (len(values) - 1)
+    # what the coordinates' own precision allows (float32 ones round at large values)
+    precision = 4 * np.finfo(raw.dtype).eps * np.abs(values).max() if raw.dtype.kind == "f" else 0.0
+    if step == 0 or np.abs(steps - step).max() > ZARR_STEP_TOLERANCE * abs(step) + precision:
+        raise InputDataError(f"Zarr store {path}: its {axis} coordinates are not evenly spaced "
+                             f"(steps from {steps.min():g} to {steps.max():g}); a map needs a "
+                             f"regular grid: resample it first")
+    return float(step)
+
+
+def _north_up(array: xr.DataArray, transform: Affine, path: Path) -> tuple[xr.DataArray, Affine]:
+    """The array with rows north to south and columns west to east, and a transform whose
+    pixel centres are its coordinates (flipped where the store runs the other way).
+
+    A stored transform that disagrees with the coordinates is not trusted: a south-up store's
+    may say north-up, and the map would come out mirrored and shifted.
+    """
+    dx, dy = _axis_step(array, "x", path), _axis_step(array, "y", path)
+    flips = {}
+    if dy is not None and dy > 0:
+        flips["y"] = "south-up"
+    if dx is not None and dx < 0:
+        flips["x"] = "east-to-west"
+    if flips:
+        log.info("%s is %s; mapped north-up", path, " and ".join(flips.values()))
+        array = array.isel({axis: slice(None, None, -1) for axis in flips})
+    if dx is None or dy is None:
+        return array, transform
+    dx, dy = abs(dx), -abs(dy)
+    x0, y0 = float(array["x"].values[0]), float(array["y"].values[0])
+    centre = transform @ (0.5, 0.5)
+    off = np.abs(np.subtract((transform.a, transform.e, *centre), (dx, dy, x0, y0)))
+    if not flips and transform.b == transform.d == 0 and (off <= 1e-3 * np.abs((dx, dy, dx, dy))).all():
+        return array, transform  # it agrees (to a thousandth of a pixel): kept as stored
+    return array, Affine(dx, 0.0, x0 - dx / 2, 0.0, dy, y0 - dy / 2)
