@@ -148,15 +148,21 @@ def _is_zarr(path: Path) -> bool:
                                  for marker in (".zgroup", ".zarray", "zarr.json", ".zmetadata"))
 
 
-def open_scene(source: str | Path) -> Scene:
+def is_remote(source: str | Path) -> bool:
+    """A raster read over the network (a URL or a /vsicurl/ path)."""
+    return "://" in str(source) or str(source).startswith("/vsicurl")
+
+
+def open_scene(source: str | Path, policy: RetryPolicy | None = None) -> Scene:
     """Open a scene lazily; InputDataError (exit 3) if it is missing, a folder or unreadable.
 
-    A remote raster (a URL or /vsicurl/ path) is opened and read under the network retry policy:
-    a server that stays down ends as TransientError (exit 75), not as a data error.
+    A remote raster is opened and read under the run's retry policy (``--timeout``,
+    ``--retries``; the defaults without one): a server that stays down ends as TransientError
+    (exit 75), not as a data error.
     """
     path = Path(source)
-    if "://" in str(source) or str(source).startswith("/vsicurl"):
-        policy = RetryPolicy()
+    if is_remote(source):
+        policy = policy or RetryPolicy()
         with rasterio.Env(**policy.gdal_env()):
             scene = policy.call(lambda: _open_gdal(str(source)), f"opening {source}")
         return replace(scene, policy=policy, origin=_remote_origin(str(source), policy))

@@ -19,7 +19,7 @@ from ...bands import Band, resolve_all
 from ...checkpoint import CheckpointMeta
 from ...errors import UsageError
 from ...io.masks import MaskSpec
-from ...io.scene import Origin, Scene, open_scene
+from ...io.scene import Origin, Scene, is_remote, open_scene
 from ...io.stac_scene import open_item_scene
 from ...net import RetryPolicy
 from ...stac import (
@@ -118,11 +118,25 @@ class StacSource:
         return replace(scene, origin=Origin(name=item.id, href=href, identity=identity))
 
 
-def open_source(source: str | StacSource, meta: CheckpointMeta,
+@dataclass(frozen=True)
+class RemoteRaster:
+    """A raster URL, opened and read under the run's ``--timeout`` and ``--retries``."""
+
+    ref: str
+    policy: RetryPolicy
+
+    def __str__(self) -> str:
+        return self.ref
+
+    def open(self, meta: CheckpointMeta, mask: MaskSpec | None = None) -> Scene:
+        return attach_mask(open_scene(self.ref, self.policy), mask)
+
+
+def open_source(source: str | StacSource | RemoteRaster, meta: CheckpointMeta,
                 mask: MaskSpec | None = None) -> Scene | None:
     """A raster opened lazily, or an item's bands (``None``: the AOI holds none of its pixels),
     with the mask ``--mask`` gives it."""
-    if isinstance(source, StacSource):
+    if isinstance(source, (StacSource, RemoteRaster)):
         return source.open(meta, mask)
     return attach_mask(open_scene(source), mask)
 
@@ -138,11 +152,12 @@ def _search(options: StacOptions, bands: list[Band]) -> list[StacSource]:
 
 
 def scene_sources(scenes: list[str], options: StacOptions, bands_option: list[str] | None,
-                  meta: CheckpointMeta) -> list[str | StacSource]:
-    """Rasters as given, item files and URLs as sources, then the items the search finds."""
-    sources: list[str | StacSource] = [
+                  meta: CheckpointMeta) -> list[str | StacSource | RemoteRaster]:
+    """Rasters as given (a raster URL with the run's retry policy), item files and URLs as
+    sources, then the items the search finds."""
+    sources: list[str | StacSource | RemoteRaster] = [
         StacSource(ref, None, options.aoi, options.policy, options.allow_local)
-        if is_item_ref(ref) else ref
+        if is_item_ref(ref) else RemoteRaster(ref, options.policy) if is_remote(ref) else ref
         for ref in scenes]
     items = options.catalog is not None or any(isinstance(s, StacSource) for s in sources)
     if not scenes and options.catalog is None:
