@@ -45,7 +45,7 @@ def test_checkpoint_with_an_absurd_tile_is_refused(small_scene, tmp_path):
     out = tmp_path / "out"
     result = run_cli("predict", small_scene, "--checkpoint", absurd, "--bands", BANDS,
                      "--out", out)
-    assert_one_line_error(result, 2, "100000", f"16 to {MAX_TILE}")
+    assert_one_line_error(result, 2, "the checkpoint's tile 100000", f"16 to {MAX_TILE}", "give --tile N")
     assert not out.exists()
 
 

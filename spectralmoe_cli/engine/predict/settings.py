@@ -128,9 +128,18 @@ class TileFields(Options):
     nodata: StrictFloat | None = None
 
     def tiling(self, meta: CheckpointMeta) -> tuple[int, int]:
-        """Tile size and overlap: the ones given, else the checkpoint's."""
-        return (meta.tile.size if self.tile is None else self.tile,
-                meta.tile.overlap if self.overlap is None else self.overlap)
+        """Tile size and overlap: the ones given, else the checkpoint's. A stored value out of
+        range is refused as the checkpoint's, naming the flag that overrides it (the range
+        check of ``PredictSettings`` would blame a flag the user never gave)."""
+        tile = meta.tile.size if self.tile is None else self.tile
+        overlap = meta.tile.overlap if self.overlap is None else self.overlap
+        if self.tile is None and not 16 <= tile <= MAX_TILE:
+            raise UsageError(f"the checkpoint's tile {tile} is out of range (16 to {MAX_TILE}); "
+                             f"give --tile N")
+        if self.overlap is None and 16 <= tile <= MAX_TILE and not 0 <= overlap < tile:
+            raise UsageError(f"the checkpoint's overlap {overlap} does not fit tile {tile} (it must "
+                             f"be in [0, tile)); give --overlap N")
+        return tile, overlap
 
 
 class PredictOptions(TileFields, ComputeFields, SearchFields, RetryFields):
