@@ -82,7 +82,7 @@ def worker_model_only(scene: Path) -> dict:
 
     tile_model = _load()
     data, valid = _scene_array(scene)
-    grid = Grid(data.shape[1], data.shape[2], TILE, TILE - OVERLAP)
+    grid = Grid(data.shape[1], data.shape[2], TILE, TILE, TILE - OVERLAP)
     origins = [(y, x) for y in grid.rows() for x in grid.cols()
                if valid[y:y + TILE, x:x + TILE].any()]
     tiles = np.stack([data[:, y:y + TILE, x:x + TILE] for y, x in origins])

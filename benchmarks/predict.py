@@ -85,7 +85,7 @@ def model_only(checkpoint: Path, scene: Path, tile: int, overlap: int, device: s
     """Tiles/s of the model alone on the scene's own tiles, read into memory first."""
     tile_model = load_tile_model(checkpoint, device, batch, True, tta=tta)
     handle = open_scene(scene)
-    grid = Grid(handle.height, handle.width, tile, tile - overlap)
+    grid = Grid(handle.height, handle.width, tile, tile, tile - overlap)
     origins = [(y, x) for y in grid.rows() for x in grid.cols()]
     tiles = [handle.read([0, 1, 2, 3], y, y + tile, x, x + tile) for y, x in origins]
     data = np.stack([t[0] for t in tiles])

@@ -92,6 +92,8 @@ def world(tmp_path_factory):
     make_checkpoint(root / "forged_names.safetensors",
                     class_names=["water\nerror: forged line", "trees\x1b[31m", "roads"])
     (root / "truncated.safetensors").write_bytes(ck.read_bytes()[:5000])
+    make_checkpoint(root / "absurd_tile.safetensors", tile=100000, overlap=16)
+    make_checkpoint(root / "wide_overlap.safetensors", tile=64, overlap=48)
     scene = smooth_field(40, 50, 4)
     write_scene(root / "scene.tif", scene, descriptions=RGBN)
     write_scene(root / "line\nbreak.tif", scene, descriptions=RGBN)
@@ -170,6 +172,14 @@ CASES = [
     Case("predict-tile-abc", ["predict", "{scene.tif}", "-o", "{out}", "--tile", "abc"], 2, ("--tile",)),
     Case("predict-tile-8", ["predict", "{scene.tif}", "-c", "{ck.safetensors}", "-o", "{out}", "--tile", "8"],
          2, ("--tile 8", "16 to 4096")),
+    Case("predict-checkpoint-tile-100000", ["predict", "{scene.tif}", "-c", "{absurd_tile.safetensors}", "-o",
+                                            "{out}"], 2, ("the checkpoint's tile 100000", "16 to 4096",
+                                                          "give --tile N")),
+    Case("predict-checkpoint-overlap-vs-tile", ["predict", "{scene.tif}", "-c", "{wide_overlap.safetensors}",
+                                                "-o", "{out}", "--tile", "32"],
+         2, ("the checkpoint's overlap 48 does not fit tile 32", "give --overlap N")),
+    Case("evaluate-checkpoint-tile-100000", ["evaluate", "{absurd_tile.safetensors}", "{labelled}", "-o", "{out}"],
+         2, ("the checkpoint's tile 100000", "give --tile N")),
     Case("predict-chunk-1", ["predict", "{scene.tif}", "-c", "{ck.safetensors}", "-o", "{out}", "--chunk", "1"],
          2, ("--chunk 1", "16 to 16384")),
     Case("predict-overlap-ge-tile", ["predict", "{scene.tif}", "-c", "{ck.safetensors}", "-o", "{out}",

@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 import rasterio
+import rioxarray
+import xarray as xr
 from affine import Affine
 from checkpoints import make_checkpoint
-from helpers import run_cli
+from helpers import assert_one_line_error, run_cli
 from rasterio.warp import transform as warp_points
 from scenes import UTM, smooth_field, write_scene
 
@@ -53,3 +55,53 @@ def test_rotated_geotiff_item_footprint_uses_all_four_corners(ckpt, tmp_path):
     assert not box & {(round(v[0], 6), round(v[1], 6)) for v in ring}
     with rasterio.open(json.loads(result.stdout)["results"][0]["outputs"]["cog"]) as cog:
         assert cog.transform.almost_equals(rotated)
+
+
+def _zarr_scene(path: Path, flip: tuple[str, ...] = (), x: list[float] | None = None) -> Path:
+    """A Zarr store written by rioxarray, its rows/columns stored the other way round along
+    ``flip`` (coordinates and values together: the same ground, stored south-up or east-west)."""
+    tif = write_scene(path.with_suffix(".tif"), smooth_field(40, 60, 4))
+    da = rioxarray.open_rasterio(tif).isel({axis: slice(None, None, -1) for axis in flip})
+    if x is not None:
+        da = da.assign_coords(x=x)
+    da.to_dataset(name="reflectance").to_zarr(path, zarr_format=2)
+    return path
+
+
+def _predict(scene: Path, ckpt: Path, out: Path):
+    result = run_cli("predict", scene, "--checkpoint", ckpt, "--bands", BANDS, *SMALL,
+                     "--out", out, "--json")
+    assert result.returncode == 0, result.stderr
+    return result, json.loads(result.stdout)["results"][0]["outputs"]["cog"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("flip, words", [(("y",), "south-up"), (("x",), "east-to-west"),
+                                         (("y", "x"), "south-up and east-to-west")])
+def test_a_zarr_stored_the_other_way_round_is_mapped_north_up_where_it_lies(ckpt, tmp_path,
+                                                                             flip, words):
+    north = _zarr_scene(tmp_path / "north.zarr")
+    other = _zarr_scene(tmp_path / "other.zarr", flip)
+    _, expected_cog = _predict(north, ckpt, tmp_path / "a")
+    result, cog_path = _predict(other, ckpt, tmp_path / "b")
+    assert f"{other} is {words}; mapped north-up" in result.stderr
+    with rasterio.open(expected_cog) as expected, rasterio.open(cog_path) as cog:
+        assert cog.transform == expected.transform and cog.bounds == expected.bounds
+        assert (cog.read(1) == expected.read(1)).all()
+        # the pixel centres are the input's coordinates, flipped
+        stored = xr.open_zarr(other)
+        centres = [cog.transform @ (col + 0.5, 0.5) for col in range(cog.width)]
+        assert [c[0] for c in centres] == sorted(stored["x"].values.tolist())
+        rows = [(cog.transform @ (0.5, row + 0.5))[1] for row in range(cog.height)]
+        assert rows == sorted(stored["y"].values.tolist(), reverse=True)
+
+
+def test_a_zarr_with_irregular_x_spacing_is_exit_3_and_writes_nothing(ckpt, tmp_path):
+    x = [500005.0 + 10 * i for i in range(60)]
+    x[30:] = [v + 4 for v in x[30:]]  # one gap 14 m wide among 10 m steps
+    store = _zarr_scene(tmp_path / "irregular.zarr", x=x)
+    out = tmp_path / "out"
+    result = run_cli("predict", store, "--checkpoint", ckpt, "--bands", BANDS, *SMALL,
+                     "--out", out)
+    assert_one_line_error(result, 3, str(store), "x coordinates are not evenly spaced")
+    assert not list(out.glob("*.tif")) and not list(out.glob("*.zarr*"))

@@ -106,3 +106,17 @@ def test_fetch_from_a_silent_asset_server_exits_75_and_leaves_no_partial_file(se
     assert_one_line_error(result, 75, "safe to rerun")
     assert took < 3 * BUDGET, took  # a HEAD and a range read may each wait out the timeout
     assert [p for p in _files(out) if p.suffix == ".tif" or ".part" in p.name] == []
+
+
+def test_predict_raster_url_behind_a_silent_server_honours_timeout_and_retries(servers, silent,
+                                                                               tmp_path):
+    """A raster given by URL is opened under the run's --timeout/--retries, not the defaults
+    (30 s x 4 tries), so a hung server ends the run in seconds."""
+    ckpt = make_checkpoint(tmp_path / "m.safetensors", bands=["red", "green", "blue", "nir"])
+    start = time.monotonic()
+    result = run_cli("predict", f"{silent.url}/scenes/scene.tif", "--checkpoint", ckpt,
+                     "--bands", "red,green,blue,nir", "--out", tmp_path / "maps", *LIMITED)
+    took = time.monotonic() - start
+    assert_one_line_error(result, 75, "scene.tif", "safe to rerun")
+    assert took < BUDGET, took
+    assert [p for p in _files(tmp_path / "maps") if p.suffix in (".tif", ".zarr")] == []

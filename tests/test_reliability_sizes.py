@@ -45,7 +45,7 @@ def test_checkpoint_with_an_absurd_tile_is_refused(small_scene, tmp_path):
     out = tmp_path / "out"
     result = run_cli("predict", small_scene, "--checkpoint", absurd, "--bands", BANDS,
                      "--out", out)
-    assert_one_line_error(result, 2, "100000", f"16 to {MAX_TILE}")
+    assert_one_line_error(result, 2, "the checkpoint's tile 100000", f"16 to {MAX_TILE}", "give --tile N")
     assert not out.exists()
 
 
@@ -55,7 +55,7 @@ def test_tile_larger_than_the_scene_is_cut_to_it_and_fast(ckpt, small_scene, tmp
                      "--tile", "4096", "--overlap", "0", "--out", tmp_path / "out", "--json")
     took = time.monotonic() - start
     assert result.returncode == 0, result.stderr
-    assert "tile 4096 is larger than the 40x50 scene; using 64" in result.stderr
+    assert "tile 4096 is larger than the 40x50 scene; using 48x64" in result.stderr
     assert took < 60, took
     with rasterio.open(json.loads(result.stdout)["results"][0]["outputs"]["cog"]) as cog:
         assert (cog.height, cog.width) == (40, 50)

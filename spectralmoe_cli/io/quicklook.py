@@ -31,7 +31,10 @@ def write_quicklook(raster: Path | str, dst: Path, classes: list[tuple[int, str,
         lut[value] = (*rgb, 255)
     lut[CLASS_MAP_NODATA] = (0, 0, 0, 0)
     present = set(np.unique(data).tolist())
-    fig = Figure(figsize=(8, 8 * shape[0] / shape[1] + 0.8), dpi=100)
+    # the map's longer side is 8 inches: a tall strip must not make a figure thousands of
+    # inches high (3000x5 took 95 s to draw); a narrow one keeps room for its title
+    fig = Figure(figsize=(max(2.0, 8 * min(1.0, shape[1] / shape[0])),
+                          8 * min(1.0, shape[0] / shape[1]) + 0.8), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.subplots()
     ax.imshow(lut[data], interpolation="nearest")

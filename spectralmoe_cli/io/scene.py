@@ -7,6 +7,7 @@ scale/offset are applied, so the model always sees physical values.
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from dataclasses import dataclass, field, replace
@@ -26,6 +27,9 @@ from ..errors import InputDataError
 from ..net import RetryPolicy, describe, http_version
 from .pixels import band_nodata, physical_pixels
 
+log = logging.getLogger(__name__)
+
+ZARR_STEP_TOLERANCE = 1e-6  # relative to the step: how even a Zarr's coordinates must be
 READ_CHUNK = 1024  # dask chunk of the lazy array; a window read touches only its chunks
 
 # GDAL keeps decoded blocks in a cache sized at 5 % of RAM by default: over a large scene that
@@ -145,15 +149,21 @@ def _is_zarr(path: Path) -> bool:
                                  for marker in (".zgroup", ".zarray", "zarr.json", ".zmetadata"))
 
 
-def open_scene(source: str | Path) -> Scene:
+def is_remote(source: str | Path) -> bool:
+    """A raster read over the network (a URL or a /vsicurl/ path)."""
+    return "://" in str(source) or str(source).startswith("/vsicurl")
+
+
+def open_scene(source: str | Path, policy: RetryPolicy | None = None) -> Scene:
     """Open a scene lazily; InputDataError (exit 3) if it is missing, a folder or unreadable.
 
-    A remote raster (a URL or /vsicurl/ path) is opened and read under the network retry policy:
-    a server that stays down ends as TransientError (exit 75), not as a data error.
+    A remote raster is opened and read under the run's retry policy (``--timeout``,
+    ``--retries``; the defaults without one): a server that stays down ends as TransientError
+    (exit 75), not as a data error.
     """
     path = Path(source)
-    if "://" in str(source) or str(source).startswith("/vsicurl"):
-        policy = RetryPolicy()
+    if is_remote(source):
+        policy = policy or RetryPolicy()
         with rasterio.Env(**policy.gdal_env()):
             scene = policy.call(lambda: _open_gdal(str(source)), f"opening {source}")
         return replace(scene, policy=policy, origin=_remote_origin(str(source), policy))
@@ -230,8 +240,54 @@ def _open_zarr(path: Path) -> Scene:
         transform = array.rio.transform()
     except Exception as exc:
         raise InputDataError(f"Zarr store {path}: cannot read its georeferencing ({describe(exc)})") from exc
+    array, transform = _north_up(array, transform, path)
     scale = float(array.attrs.get("scale_factor", array.encoding.get("scale_factor", 1.0)))
     offset = float(array.attrs.get("add_offset", array.encoding.get("add_offset", 0.0)))
     return Scene(source=str(path), array=array, crs=crs, transform=transform, descriptions=names,
                  nodata=[None if nodata is None else float(nodata)] * count, scales=[scale] * count,
                  offsets=[offset] * count, dtype=str(array.dtype))
+
+
+def _axis_step(array: xr.DataArray, axis: str, path: Path) -> float | None:
+    """The spacing of an axis's pixel-centre coordinates; None where they say nothing (fewer
+    than two). A grid whose spacing varies cannot be one affine transform: exit 3."""
+    if axis not in array.coords or array.sizes[axis] < 2:
+        return None
+    raw = np.asarray(array[axis].values)
+    values = raw.astype(np.float64)
+    steps = np.diff(values)
+    step = (values[-1] - values[0]) / (len(values) - 1)
+    # what the coordinates' own precision allows (float32 ones round at large values)
+    precision = 4 * np.finfo(raw.dtype).eps * np.abs(values).max() if raw.dtype.kind == "f" else 0.0
+    if step == 0 or np.abs(steps - step).max() > ZARR_STEP_TOLERANCE * abs(step) + precision:
+        raise InputDataError(f"Zarr store {path}: its {axis} coordinates are not evenly spaced "
+                             f"(steps from {steps.min():g} to {steps.max():g}); a map needs a "
+                             f"regular grid: resample it first")
+    return float(step)
+
+
+def _north_up(array: xr.DataArray, transform: Affine, path: Path) -> tuple[xr.DataArray, Affine]:
+    """The array with rows north to south and columns west to east, and a transform whose
+    pixel centres are its coordinates (flipped where the store runs the other way).
+
+    A stored transform that disagrees with the coordinates is not trusted: a south-up store's
+    may say north-up, and the map would come out mirrored and shifted.
+    """
+    dx, dy = _axis_step(array, "x", path), _axis_step(array, "y", path)
+    flips = {}
+    if dy is not None and dy > 0:
+        flips["y"] = "south-up"
+    if dx is not None and dx < 0:
+        flips["x"] = "east-to-west"
+    if flips:
+        log.info("%s is %s; mapped north-up", path, " and ".join(flips.values()))
+        array = array.isel({axis: slice(None, None, -1) for axis in flips})
+    if dx is None or dy is None:
+        return array, transform
+    dx, dy = abs(dx), -abs(dy)
+    x0, y0 = float(array["x"].values[0]), float(array["y"].values[0])
+    centre = transform @ (0.5, 0.5)
+    off = np.abs(np.subtract((transform.a, transform.e, *centre), (dx, dy, x0, y0)))
+    if not flips and transform.b == transform.d == 0 and (off <= 1e-3 * np.abs((dx, dy, dx, dy))).all():
+        return array, transform  # it agrees (to a thousandth of a pixel): kept as stored
+    return array, Affine(dx, 0.0, x0 - dx / 2, 0.0, dy, y0 - dy / 2)

@@ -1,8 +1,11 @@
 """The global tile grid, the processing chunks that own its tiles, and the blending weights.
 
 Tiles of size T start at multiples of the stride S = T - overlap from the scene origin; the last
-row and column are anchored at the scene edge, so every pixel is covered (a scene smaller than a
-tile gets one padded tile). Chunks are squares of a multiple of S; a chunk owns the tiles whose
+row and column are anchored at the scene edge, so every pixel is covered. On an axis shorter than
+T the tile is that axis rounded up to the model's patch size (one tile spans it, so a 20000x5
+strip gets 16x512 tiles, not 512x512 ones that are 99% padding): tiles are tile_h x tile_w, and
+the stride only matters on an axis with more than one tile, where the tile is T. Chunks are
+squares of a multiple of S; a chunk owns the tiles whose
 origin lies inside it, so no tile is ever computed twice. Blending accumulates w·p in fixed point
 (integers), which makes the sum independent of the order tiles arrive in: the map is bit-identical
 for any chunk size.
@@ -30,6 +33,11 @@ def axis_origins(size: int, tile: int, stride: int) -> list[int]:
     return origins
 
 
+def axis_tile(size: int, tile: int, patch: int) -> int:
+    """The tile along one axis: ``tile``, or the axis rounded up to ``patch`` where that is less."""
+    return min(tile, -(-size // patch) * patch)
+
+
 def max_overlapping_tiles(tile: int, stride: int) -> int:
     """The most tiles that can cover one pixel (the edge-anchored tile adds one per axis)."""
     per_axis = -(-tile // stride) + 1
@@ -40,18 +48,24 @@ def max_overlapping_tiles(tile: int, stride: int) -> int:
 class Grid:
     height: int
     width: int
-    tile: int
-    stride: int
+    tile_h: int
+    tile_w: int
+    stride: int  # along an axis with more than one tile (whose tile is then the longer side)
+
+    @property
+    def tile(self) -> int:
+        """The longer tile side: what chunk sizes must hold."""
+        return max(self.tile_h, self.tile_w)
 
     @property
     def overlap(self) -> int:
         return self.tile - self.stride
 
     def rows(self) -> list[int]:
-        return axis_origins(self.height, self.tile, self.stride)
+        return axis_origins(self.height, self.tile_h, self.stride)
 
     def cols(self) -> list[int]:
-        return axis_origins(self.width, self.tile, self.stride)
+        return axis_origins(self.width, self.tile_w, self.stride)
 
     def chunk_size(self, requested: int) -> int:
         """The processing chunk: the requested size rounded to a multiple of the stride."""
@@ -110,21 +124,23 @@ def _ramp(n: int, blend: str, overlap: int, taper_start: bool, taper_end: bool) 
 
 
 def tile_weight(grid: Grid, y: int, x: int, blend: str) -> np.ndarray:
-    """The T×T blending weight of the tile at (y, x), edge-aware, in [floor, 1]; read-only.
+    """The tile_h×tile_w blending weight of the tile at (y, x), edge-aware, in [floor, 1];
+    read-only.
 
     A tile's weight depends only on which of its sides touch the scene border: at most nine
-    different arrays per grid, computed once each.
+    different arrays per grid, computed once each. An axis one tile spans touches the border on
+    both sides, so it never tapers.
     """
-    t = grid.tile
-    return _edge_weight(t, grid.overlap, blend, y > 0, y + t < grid.height,
-                        x > 0, x + t < grid.width)
+    th, tw = grid.tile_h, grid.tile_w
+    return _edge_weight(th, tw, grid.overlap, blend, y > 0, y + th < grid.height,
+                        x > 0, x + tw < grid.width)
 
 
 @lru_cache(maxsize=64)
-def _edge_weight(t: int, overlap: int, blend: str, top: bool, bottom: bool, left: bool,
+def _edge_weight(th: int, tw: int, overlap: int, blend: str, top: bool, bottom: bool, left: bool,
                  right: bool) -> np.ndarray:
-    wy = _ramp(t, blend, overlap, taper_start=top, taper_end=bottom)
-    wx = _ramp(t, blend, overlap, taper_start=left, taper_end=right)
+    wy = _ramp(th, blend, overlap, taper_start=top, taper_end=bottom)
+    wx = _ramp(tw, blend, overlap, taper_start=left, taper_end=right)
     weight = np.outer(wy, wx).astype(np.float32)
     weight.flags.writeable = False
     return weight

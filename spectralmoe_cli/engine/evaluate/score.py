@@ -69,6 +69,7 @@ def run_evaluate(opts: EvaluateOptions) -> Metrics:
         check_output_dir(opts.out)  # before the work, not after it, as predict and fetch do
     tile_model = load_tile_model(opts.checkpoint, opts.device, opts.batch_size, opts.deterministic)
     meta = tile_model.meta
+    tile, overlap = opts.tiling(meta)  # a checkpoint's absurd tile is refused before any file is read
     spec = _class_spec(opts, meta)
     labels = opts.label_options()
     found = find_pairs(opts.source, labels)
@@ -81,7 +82,6 @@ def run_evaluate(opts: EvaluateOptions) -> Metrics:
         with open_raster(found[0][0]) as first:
             band_count = first.count
     pairs = open_labelled(opts.source, band_count, spec, opts.nodata, options=labels)
-    tile, overlap = opts.tiling(meta)
     settings = PredictSettings(bands=bands, tile=tile, overlap=overlap, blend=opts.blend,
                                nodata=opts.nodata, formats=("zarr",))
     settings.validate()

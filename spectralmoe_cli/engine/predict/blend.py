@@ -28,9 +28,9 @@ class ChunkMosaic:
         self.grid, self.i, self.j, self.k = grid, i, j, num_classes
         self.y0, self.y1, self.x0, self.x1 = grid.chunk_bounds(chunk, i, j)
         self.tiles = grid.owned_tiles(chunk, i, j)
-        t = grid.tile
-        self.ye = max([self.y1] + [min(y + t, grid.height) for y, _ in self.tiles])
-        self.xe = max([self.x1] + [min(x + t, grid.width) for _, x in self.tiles])
+        th, tw = grid.tile_h, grid.tile_w
+        self.ye = max([self.y1] + [min(y + th, grid.height) for y, _ in self.tiles])
+        self.xe = max([self.x1] + [min(x + tw, grid.width) for _, x in self.tiles])
         shape = (num_classes + 1, self.ye - self.y0, self.xe - self.x0)
         self.acc = buffers.zeros(shape, np.int32) if buffers else np.zeros(shape, np.int32)
 
@@ -40,14 +40,15 @@ class ChunkMosaic:
         return self.y0, self.ye, self.x0, self.xe
 
     def add(self, origins: list[tuple[int, int]], sums: np.ndarray) -> None:
-        """Add a batch of fixed-point tiles [n, K + 1, T, T] (w·p, then w) at their origins.
+        """Add a batch of fixed-point tiles [n, K + 1, tile_h, tile_w] (w·p, then w) at their
+        origins.
 
         Tiles of one batch overlap each other, so each is one in-place add of its whole
         [K + 1, h, w] block; integer sums make the order irrelevant.
         """
-        t, acc = self.grid.tile, self.acc
+        grid, acc = self.grid, self.acc
         for (y, x), tile in zip(origins, sums):
-            h, w = min(t, self.grid.height - y), min(t, self.grid.width - x)
+            h, w = min(grid.tile_h, grid.height - y), min(grid.tile_w, grid.width - x)
             ys, xs = y - self.y0, x - self.x0
             acc[:, ys:ys + h, xs:xs + w] += tile[:, :h, :w]
 

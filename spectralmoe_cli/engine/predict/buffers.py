@@ -1,7 +1,7 @@
 """Chunk-sized arrays handed out again and again, so a long run's memory stays flat.
 
-Each chunk needs an int32 accumulator of (K + 1) x (chunk + tile)² values. Allocating a fresh one
-per chunk costs a round of page faults each time and lets the allocator keep the peak of every
+Each chunk needs an int32 accumulator of (K + 1) x (chunk + tile_h) x (chunk + tile_w) values.
+Allocating a fresh one per chunk costs a round of page faults each time and lets the allocator keep the peak of every
 chunk size it has seen; reusing a few flat buffers (edge chunks take a smaller view of the same
 memory) bounds memory by the pipeline's depth, without an allocator setting that would also slow
 down the model's own allocations.

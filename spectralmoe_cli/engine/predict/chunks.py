@@ -36,7 +36,8 @@ class SceneJob:
     nodata: float | None
     height: int
     width: int
-    tile: int
+    tile_h: int
+    tile_w: int
     stride: int
     chunk: int
     blend: str
@@ -50,7 +51,7 @@ class SceneJob:
 
     @property
     def grid(self) -> Grid:
-        return Grid(self.height, self.width, self.tile, self.stride)
+        return Grid(self.height, self.width, self.tile_h, self.tile_w, self.stride)
 
 
 @dataclass
@@ -83,10 +84,10 @@ def infer_chunk(job: SceneJob, model: TileModel, read: ChunkRead) -> int:
     Tiles, masks and weights are copied straight into one preallocated batch, which goes to the
     model as it is (a partial last batch as a view of its first rows).
     """
-    grid, mosaic, t, size = job.grid, read.mosaic, job.tile, model.batch_size
-    tiles = np.empty((size, read.data.shape[0], t, t), np.float32)
-    masks = np.empty((size, t, t), bool)
-    weights = np.empty((size, t, t), np.float32)
+    grid, mosaic, th, tw, size = job.grid, read.mosaic, job.tile_h, job.tile_w, model.batch_size
+    tiles = np.empty((size, read.data.shape[0], th, tw), np.float32)
+    masks = np.empty((size, th, tw), bool)
+    weights = np.empty((size, th, tw), np.float32)
     origins: list[tuple[int, int]] = []
     computed = 0
 
@@ -97,12 +98,12 @@ def infer_chunk(job: SceneJob, model: TileModel, read: ChunkRead) -> int:
 
     for y, x in mosaic.tiles:
         ys, xs = y - mosaic.y0, x - mosaic.x0
-        tile_valid = read.valid[ys:ys + t, xs:xs + t]
+        tile_valid = read.valid[ys:ys + th, xs:xs + tw]
         if not tile_valid.any():
             continue  # a fully invalid tile never reaches the model
-        tile = read.data[:, ys:ys + t, xs:xs + t]
-        if tile.shape[1:] != (t, t):  # only when the scene is smaller than a tile
-            pad = ((0, 0), (0, t - tile.shape[1]), (0, t - tile.shape[2]))
+        tile = read.data[:, ys:ys + th, xs:xs + tw]
+        if tile.shape[1:] != (th, tw):  # an axis shorter than its tile (up to a patch)
+            pad = ((0, 0), (0, th - tile.shape[1]), (0, tw - tile.shape[2]))
             tile = np.pad(tile, pad, mode="symmetric")
             tile_valid = np.pad(tile_valid, pad[1:], constant_values=False)
         n = len(origins)

@@ -227,13 +227,13 @@ class ScenePredictor:
     def _fill_store(self, scene: Scene, selection: BandSelection, paths: dict[str, Path],
                     result: SceneResult, opener: str | StacSource | None = None) -> None:
         s = self.settings
-        tile, overlap = s.scene_tiling(scene.height, scene.width,
-                                       self.meta.model.backbone.patch_size)
-        if tile != s.tile:
-            log.info("%s: tile %d is larger than the %dx%d scene; using %d", scene.source, s.tile,
-                     scene.height, scene.width, tile)
-        grid = Grid(scene.height, scene.width, tile, tile - overlap)
-        chunk = max(grid.chunk_size(s.chunk), -(-tile // grid.stride) * grid.stride)
+        tile_h, tile_w, overlap = s.scene_tiling(scene.height, scene.width,
+                                                 self.meta.model.backbone.patch_size)
+        if (tile_h, tile_w) != (s.tile, s.tile):
+            log.info("%s: tile %d is larger than the %dx%d scene; using %dx%d", scene.source,
+                     s.tile, scene.height, scene.width, tile_h, tile_w)
+        grid = Grid(scene.height, scene.width, tile_h, tile_w, max(tile_h, tile_w) - overlap)
+        chunk = max(grid.chunk_size(s.chunk), -(-grid.tile // grid.stride) * grid.stride)
         store = paths["partial"]
         if store.exists():
             attrs = json.loads((store / ".zattrs").read_text()) if (store / ".zattrs").exists() else {}
@@ -253,7 +253,8 @@ class ScenePredictor:
             if scene.mask is not None:
                 zarr_store.add_masked_table(zarr_store.open_store(store))
         job = SceneJob(source=scene.source, band_index=tuple(selection.indices), nodata=s.nodata,
-                       height=scene.height, width=scene.width, tile=tile, stride=grid.stride,
+                       height=scene.height, width=scene.width, tile_h=tile_h, tile_w=tile_w,
+                       stride=grid.stride,
                        chunk=chunk, blend=s.blend, probabilities=s.probabilities,
                        num_classes=len(self.meta.classes), store=str(store),
                        spill_dir=str(paths["spill"]), opener=opener or scene.source,
@@ -333,6 +334,10 @@ class ScenePredictor:
         settings = {k: v for k, v in asdict(self.settings).items()
                     if k in ("tile", "overlap", "blend", "probabilities")}
         settings["nodata"] = json_float(self.settings.nodata)
+        tile_h, tile_w, _ = self.settings.scene_tiling(scene.height, scene.width,
+                                                       self.meta.model.backbone.patch_size)
+        if (tile_h, tile_w) != (self.settings.tile, self.settings.tile):  # cut to the scene
+            settings["tile_shape"] = [tile_h, tile_w]
         extra = {}
         if self.settings.tta != "none":
             settings["tta"] = self.settings.tta

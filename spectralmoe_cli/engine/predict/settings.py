@@ -16,7 +16,7 @@ from pydantic import BeforeValidator, Field, StrictBool, StrictFloat, StrictInt
 
 from ...bands import DEFAULT_TOLERANCE_NM, parse_band_list
 from ...errors import UsageError
-from ...io.tiling import BLENDS, FIXED_ONE, max_overlapping_tiles
+from ...io.tiling import BLENDS, FIXED_ONE, axis_tile, max_overlapping_tiles
 from ..options import MAX_TILE, CommaText, ComputeFields, Options, RetryFields, SearchFields
 
 if TYPE_CHECKING:
@@ -92,13 +92,13 @@ class PredictSettings:
                              f"on a pixel; keep it below {2 ** 31 // FIXED_ONE}")
 
 
-    def scene_tiling(self, height: int, width: int, patch: int) -> tuple[int, int]:
-        """Tile and overlap for one scene: a tile larger than the scene is cut to the scene's
-        longer side rounded up to the patch size (a larger one would only infer padding)."""
-        side = -(-max(height, width) // patch) * patch
-        if self.tile <= side:
-            return self.tile, self.overlap
-        return side, min(self.overlap, side // 2)
+    def scene_tiling(self, height: int, width: int, patch: int) -> tuple[int, int, int]:
+        """Tile height, width and overlap for one scene: on an axis shorter than the tile, the
+        tile is that axis rounded up to the patch size (a larger one would only infer padding);
+        when no axis holds a whole tile, the overlap is kept within half the longer side."""
+        tile_h, tile_w = axis_tile(height, self.tile, patch), axis_tile(width, self.tile, patch)
+        side = max(tile_h, tile_w)
+        return tile_h, tile_w, self.overlap if side == self.tile else min(self.overlap, side // 2)
 
 
 def _format_list(value: Any) -> Any:
@@ -128,9 +128,18 @@ class TileFields(Options):
     nodata: StrictFloat | None = None
 
     def tiling(self, meta: CheckpointMeta) -> tuple[int, int]:
-        """Tile size and overlap: the ones given, else the checkpoint's."""
-        return (meta.tile.size if self.tile is None else self.tile,
-                meta.tile.overlap if self.overlap is None else self.overlap)
+        """Tile size and overlap: the ones given, else the checkpoint's. A stored value out of
+        range is refused as the checkpoint's, naming the flag that overrides it (the range
+        check of ``PredictSettings`` would blame a flag the user never gave)."""
+        tile = meta.tile.size if self.tile is None else self.tile
+        overlap = meta.tile.overlap if self.overlap is None else self.overlap
+        if self.tile is None and not 16 <= tile <= MAX_TILE:
+            raise UsageError(f"the checkpoint's tile {tile} is out of range (16 to {MAX_TILE}); "
+                             f"give --tile N")
+        if self.overlap is None and 16 <= tile <= MAX_TILE and not 0 <= overlap < tile:
+            raise UsageError(f"the checkpoint's overlap {overlap} does not fit tile {tile} (it must "
+                             f"be in [0, tile)); give --overlap N")
+        return tile, overlap
 
 
 class PredictOptions(TileFields, ComputeFields, SearchFields, RetryFields):

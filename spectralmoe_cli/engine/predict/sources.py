@@ -20,7 +20,7 @@ from ...bands import Band, resolve_all
 from ...checkpoint import CheckpointMeta
 from ...errors import UsageError
 from ...io.masks import MaskSpec
-from ...io.scene import Origin, Scene, open_scene
+from ...io.scene import Origin, Scene, is_remote, open_scene
 from ...io.stac_scene import open_item_scene
 from ...net import RetryPolicy
 from ...stac import (
@@ -120,7 +120,21 @@ class StacSource:
         return replace(scene, origin=Origin(name=item.id, href=href, identity=identity))
 
 
-Source = Union[str, StacSource, MosaicSource, RasterMosaic]
+@dataclass(frozen=True)
+class RemoteRaster:
+    """A raster URL, opened and read under the run's ``--timeout`` and ``--retries``."""
+
+    ref: str
+    policy: RetryPolicy
+
+    def __str__(self) -> str:
+        return self.ref
+
+    def open(self, meta: CheckpointMeta, mask: MaskSpec | None = None) -> Scene:
+        return attach_mask(open_scene(self.ref, self.policy), mask)
+
+
+Source = Union[str, StacSource, RemoteRaster, MosaicSource, RasterMosaic]
 
 
 def open_source(source: Source, meta: CheckpointMeta,
@@ -144,11 +158,12 @@ def _search(options: StacOptions, bands: list[Band]) -> list[StacSource]:
 
 def scene_sources(scenes: list[str], options: StacOptions, bands_option: list[str] | None,
                   meta: CheckpointMeta, mosaic: MosaicGrid | None = None) -> list[Source]:
-    """Rasters as given, item files and URLs as sources, then the items the search finds; with
-    ``--mosaic``, one mosaic per collection and solar day (and one of the rasters)."""
-    sources: list[str | StacSource] = [
+    """Rasters as given (a raster URL with the run's retry policy), item files and URLs as
+    sources, then the items the search finds; with ``--mosaic``, one mosaic per collection and
+    solar day (and one of the rasters)."""
+    sources: list[Source] = [
         StacSource(ref, None, options.aoi, options.policy, options.allow_local)
-        if is_item_ref(ref) else ref
+        if is_item_ref(ref) else RemoteRaster(ref, options.policy) if is_remote(ref) else ref
         for ref in scenes]
     items = options.catalog is not None or any(isinstance(s, StacSource) for s in sources)
     if not scenes and options.catalog is None:
@@ -163,6 +178,9 @@ def scene_sources(scenes: list[str], options: StacOptions, bands_option: list[st
         sources += _search(options, resolve_all([b.name for b in meta.bands]))
     if mosaic is None:
         return sources
+    if any(isinstance(s, RemoteRaster) for s in sources):
+        raise UsageError("--mosaic takes raster files and STAC items; a raster URL is mapped on "
+                         "its own (drop --mosaic, or give its STAC item)")
     return mosaic_sources(
         [(s.ref, s.item or load_item(s.ref, s.policy), s.allow_local or
           (s.item is None and not is_url(s.ref))) for s in sources if isinstance(s, StacSource)],
