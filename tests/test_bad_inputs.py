@@ -168,6 +168,12 @@ def _clean_names(world: World, out: Path, result) -> None:
 CASES = [
     # predict: usage (exit 2), nothing written
     Case("predict-no-out", ["predict", "{scene.tif}"], 2, ("missing option --out",)),
+    Case("predict-mosaic-raster-url", ["predict", "{url}/scene.tif", "{scene.tif}", "--mosaic", "-c",
+                                       "{ck.safetensors}", "-o", "{out}"], 2, ("--mosaic", "raster URL")),
+    Case("predict-crs-without-mosaic", ["predict", "{scene.tif}", "-c", "{ck.safetensors}", "-o", "{out}",
+                                        "--crs", "EPSG:32633"], 2, ("--mosaic",)),
+    Case("predict-mosaic-bad-crs", ["predict", "{scene.tif}", "-c", "{ck.safetensors}", "-o", "{out}",
+                                    "--mosaic", "--crs", "EPSG:999999"], 2, ("--crs",)),
     Case("predict-batch-0", ["predict", "{scene.tif}", "-o", "{out}", "--batch-size", "0"], 2, ("--batch-size",)),
     Case("predict-tile-abc", ["predict", "{scene.tif}", "-o", "{out}", "--tile", "abc"], 2, ("--tile",)),
     Case("predict-tile-8", ["predict", "{scene.tif}", "-c", "{ck.safetensors}", "-o", "{out}", "--tile", "8"],
