@@ -58,15 +58,14 @@ class GeoParquetWriter:
             self._flush()
 
     def _flush(self) -> None:
-        columns = list(zip(*self.rows)) if self.rows else [[], [], [], []]
-        value, name, wkb, area = columns
+        value, name, wkb, area = zip(*self.rows)
         self.writer.write_table(pa.table([pa.array(value, pa.int32()), pa.array(name, pa.string()),
                                           pa.array(area, pa.float64()),
                                           pa.array(wkb, pa.binary())], schema=SCHEMA))
         self.rows = []
 
     def close(self) -> None:
-        if self.rows or not self.count:
+        if self.rows:
             self._flush()
         self.writer.add_key_value_metadata({"geo": json.dumps(geo_metadata(self.crs,
                                                                            self.bounds))})
