@@ -169,35 +169,6 @@ def parse_band_list(text: str) -> list[str]:
     return names
 
 
-WAVELENGTH_MATCH_UM = 0.001  # a wavelength within 1 nm of a band's centre names that band
-
-
-def find_band(band: Band, bands: list[Band | None]) -> int | None:
-    """Where ``band`` is in ``bands``: the same name, else the nearest centre wavelength within
-    1 nm, so ``665nm`` finds a model's ``red`` (0.665 µm) and ``red`` a file's ``wl665nm``."""
-    for i, other in enumerate(bands):
-        if other is not None and other.name == band.name:
-            return i
-    if band.wavelength is None:
-        return None
-    near = [(abs(other.wavelength - band.wavelength), i) for i, other in enumerate(bands)
-            if other is not None and other.wavelength is not None
-            and abs(other.wavelength - band.wavelength) <= WAVELENGTH_MATCH_UM + 1e-9]
-    return min(near)[1] if near else None
-
-
-def reorder(scene: list[Band], model: list[Band]) -> list[int]:
-    """Indices into the scene's bands that give the model's band order; BandError on a miss."""
-    found = [find_band(b, list(scene)) for b in model]
-    missing = [b.name for b, i in zip(model, found) if i is None]
-    if missing:
-        have = ", ".join(b.name for b in scene)
-        raise BandError(
-            f"the scene lacks band(s) {', '.join(missing)} that the model needs (scene has: {have})"
-        )
-    return [i for i in found if i is not None]
-
-
 RGB_CENTRES_NM = {"red": 665.0, "green": 560.0, "blue": 490.0}
 RGB_REACH_NM = 40.0  # how far from its colour's centre a band may be and still stand in for it
 VISIBLE_NM = (380.0, 750.0)
@@ -226,7 +197,8 @@ def rgb_indices(bands: Sequence[Band]) -> list[int]:
     return chosen
 
 
-DEFAULT_TOLERANCE_NM = 5.0
+DEFAULT_TOLERANCE_NM = 5.0  # predict's --wavelength-tolerance: another sensor's band centres
+SAME_BAND_NM = 1.0  # a centre within 1 nm of a band's names that band: training's --bands 665nm is red
 
 
 @dataclass(frozen=True)
@@ -245,11 +217,13 @@ def _offset_nm(a: Band, b: Band) -> float:
 
 
 def match_bands(scene: Sequence[Band | None], model: Sequence[Band],
-                tolerance_nm: float = DEFAULT_TOLERANCE_NM) -> list[BandMatch]:
+                tolerance_nm: float = DEFAULT_TOLERANCE_NM, advice: str = "") -> list[BandMatch]:
     """Scene band for every model band: by name, else the nearest centre within the tolerance.
 
-    BandError (exit 3) names every model band without a match and, for the first ones, the
-    nearest scene band.
+    The one band-matching rule: predict calls it with ``--wavelength-tolerance``, training with
+    ``SAME_BAND_NM`` (so ``665nm`` and ``red`` are one band). BandError (exit 3) names every model
+    band without a match and, for the first ones, the nearest scene band; ``advice`` (the
+    caller's options) ends the message when a tolerance decided.
     """
     position = {b.name: i for i, b in enumerate(scene) if b is not None}
     optical = [(i, b) for i, b in enumerate(scene) if b is not None and b.wavelength is not None]
@@ -265,21 +239,20 @@ def match_bands(scene: Sequence[Band | None], model: Sequence[Band],
             continue
         index, nearest = min(optical, key=lambda ib: abs(_offset_nm(wanted, ib[1])))
         offset = _offset_nm(wanted, nearest)
-        if abs(offset) > tolerance_nm:
+        if abs(offset) > tolerance_nm + 1e-6:  # µm to nm is not exact: 666 - 665 nm is 1.0000000000000009
             missing.append(wanted.name)
             nearest_text.append(f"{wanted.name} ({wanted.wavelength * 1000:g} nm): the nearest is "
                                 f"{nearest.name}, {offset:+.1f} nm off")
             continue
         if any(m.index == index for m in matches):
-            raise BandError(f"scene band {nearest.name} would stand for two model bands; lower "
-                            f"--wavelength-tolerance (now {tolerance_nm:g} nm) or use --resample-spectra")
+            raise BandError(f"scene band {nearest.name} would stand for two model bands within "
+                            f"the {tolerance_nm:g} nm tolerance{advice}")
         matches.append(BandMatch(wanted, index, nearest, offset))
     if missing:
         names = ", ".join(missing[:8]) + (f" (+{len(missing) - 8} more)" if len(missing) > 8 else "")
         if nearest_text:
             shown = "; ".join(nearest_text[:3]) + ("; ..." if len(nearest_text) > 3 else "")
-            why = (f": {shown}; beyond --wavelength-tolerance {tolerance_nm:g} nm (raise it, or use "
-                   f"--resample-spectra)")
+            why = f": {shown}; beyond the {tolerance_nm:g} nm tolerance{advice}"
         else:
             why = f" (scene has: {', '.join(b.name if b else '?' for b in scene)})"
         raise BandError(f"the scene lacks band(s) {names} that the model needs{why}")

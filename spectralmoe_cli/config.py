@@ -8,13 +8,13 @@ registries by ``nn.catalog.check_model_config``, since this base module must not
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import ConfigError, validation_message
+from .table_file import read_table
 
 
 class _Strict(BaseModel):
@@ -136,10 +136,4 @@ def load_config(name_or_path: str) -> ModelConfig:
             raise ConfigError(
                 f"unknown model {name_or_path!r}; available: {', '.join(available_models())}"
             )
-    elif not path.is_file():
-        raise ConfigError(f"model config {path} does not exist")
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    return parse_config(data, str(path))
+    return parse_config(read_table(path, "model config"), str(path))

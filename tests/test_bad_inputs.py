@@ -233,7 +233,7 @@ CASES = [
     Case("config-unparseable", ["predict", "{scene.tif}", "-o", "{out}", "--config", "{cfg}"], 2,
          ("cannot parse",), config=("c.toml", "tile = = 3")),
     Case("config-not-a-table", ["predict", "{scene.tif}", "-o", "{out}", "--config", "{cfg}"], 2,
-         ("option = value",), config=("c.yaml", "- a\n- b")),
+         ("expected a table of key = value, not a list",), config=("c.yaml", "- a\n- b")),
     Case("config-missing-file", ["predict", "{scene.tif}", "-o", "{out}", "--config", "{absent.toml}"], 2,
          ("does not exist",)),
     Case("config-gives-out", ["predict", "{scene.tif}", "-c", "{ck.safetensors}", "--config", "{cfg}"], 0,

@@ -11,9 +11,13 @@ from checkpoints import make_checkpoint
 from helpers import assert_one_line_error, run_cli
 from scenes import smooth_field, write_scene
 
+from spectralmoe_cli.config import load_config
+from spectralmoe_cli.engine.labelled.classes import load_classes
 from spectralmoe_cli.engine.options import ComputeFields
 from spectralmoe_cli.engine.predict.settings import DEFAULT_FORMATS, PredictSettings
+from spectralmoe_cli.errors import ConfigError
 from spectralmoe_cli.net import RetryPolicy
+from spectralmoe_cli.table_file import read_table
 
 
 def _flat(text: str) -> str:
@@ -135,3 +139,33 @@ def test_a_flag_fixes_a_bad_file_value_and_a_missing_required_option_names_the_f
     config.write_text("batch_size = 0\n")
     result = run_cli("predict", scene, "--checkpoint", ckpt, "--config", config, "--batch-size", "1")
     assert_one_line_error(result, 2, "missing option --out", "--config")
+
+
+@pytest.mark.parametrize("name,text,words", [
+    ("c.toml", "tile = ", ["cannot parse it: not valid TOML (Invalid value"]),
+    ("c.yaml", "tile: [1", ["cannot parse it: not valid YAML"]),
+    ("c.yml", "- a\n- b", ["expected a table of key = value, not a list"]),
+    ("c.toml", b"\xff\xfe", ["cannot read it (not UTF-8 text)"]),
+])
+def test_every_toml_or_yaml_file_fails_the_same_way(tmp_path, name, text, words):
+    """--config files, class files and model configs share one reader and one error rule."""
+    path = tmp_path / name
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    messages = []
+    readers = [lambda: read_table(path, "--config"), lambda: load_classes(path)]
+    if path.suffix == ".toml":  # model configs are TOML only
+        readers.append(lambda: load_config(str(path)))
+    for read in readers:
+        with pytest.raises(ConfigError) as info:
+            read()
+        assert info.value.exit_code == 2 and str(path) in str(info.value)
+        messages.append(str(info.value).split(str(path), 1)[1])
+        assert all(w in messages[-1] for w in words), messages[-1]
+    assert len(set(messages)) == 1  # the same words after the file's name
+
+
+def test_an_empty_yaml_file_is_an_empty_table_and_a_missing_file_is_named(tmp_path):
+    (tmp_path / "empty.yaml").write_text("")
+    assert read_table(tmp_path / "empty.yaml", "--config") == {}
+    with pytest.raises(ConfigError, match=r"class file .*absent.yaml does not exist"):
+        read_table(tmp_path / "absent.yaml", "class file")

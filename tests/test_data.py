@@ -11,7 +11,7 @@ from PIL import Image
 from rasterio import Affine
 from rasterio.windows import Window
 
-from spectralmoe_cli.bands import reorder, resolve_all
+from spectralmoe_cli.bands import SAME_BAND_NM, match_bands, resolve_all
 from spectralmoe_cli.engine.labelled.classes import load_classes
 from spectralmoe_cli.engine.labelled.folders import iter_labelled, open_labelled
 from spectralmoe_cli.engine.labelled.pairs import find_pairs
@@ -196,7 +196,8 @@ def test_nan_pixels_are_ignored_and_sit_at_the_mean(tmp_path):
 def test_file_band_order_is_reordered_by_name():
     bgr = resolve_all(["B2", "B3", "B4"])  # Sentinel-2 names of blue, green, red
     model = model_band_order(bgr, ["red", "green", "blue"])
-    assert [b.name for b in model] == ["red", "green", "blue"] and reorder(bgr, model) == [2, 1, 0]
+    assert [b.name for b in model] == ["red", "green", "blue"]
+    assert [m.index for m in match_bands(bgr, model, SAME_BAND_NM)] == [2, 1, 0]
     irrg = resolve_all(["nir", "red", "green"])  # not the config's bands: the file order stays
     assert [b.name for b in model_band_order(irrg, ["red", "green", "blue"])] == ["nir", "red", "green"]
 

@@ -131,6 +131,15 @@ def test_matching_within_the_tolerance_and_beyond_it():
         bands.match_bands(bands.resolve_all(["426nm", "521nm"]), model, 5.0)
 
 
+def test_a_centre_within_1_nm_names_the_band_and_2_nm_does_not():
+    model = bands.resolve_all(["red", "green", "blue", "nir"])
+    named = bands.resolve_all(["842nm", "490nm", "666nm", "559nm"])  # 666 - 665 nm: 1.0000000000000009
+    assert [m.index for m in bands.match_bands(named, model, bands.SAME_BAND_NM)] == [2, 3, 1, 0]
+    with pytest.raises(BandError, match=r"lacks band\(s\) red .*wl667nm, \+2.0 nm off; beyond the 1 nm"):
+        bands.match_bands(bands.resolve_all(["667nm", "560nm", "490nm", "842nm"]), model,
+                          bands.SAME_BAND_NM)
+
+
 def test_interpolation_reproduces_a_linear_spectrum_and_never_extrapolates():
     scene = [(0, 400.0), (1, 500.0), (2, 700.0)]
     mix = interpolation_mix(scene, [450.0, 500.0, 650.0])

@@ -9,15 +9,14 @@ the value came from (the flag, or the file and its key) and what is accepted.
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from ..errors import ConfigError, validation_message
+from ..table_file import read_table
 
 Settings = TypeVar("Settings", bound=BaseModel)
 
@@ -39,18 +38,7 @@ def _flag(loc: list[str], params: dict[str, Any]) -> str:
 
 def read_config(path: Path, options: list[str]) -> dict[str, tuple[str, Any]]:
     """The file's ``key = value`` pairs by option key, each with the key as the file spells it."""
-    if not path.is_file():
-        raise ConfigError(f"--config {path} does not exist")
-    try:
-        text = path.read_text()
-        data = yaml.safe_load(text) if path.suffix.lower() in (".yaml", ".yml") else tomllib.loads(text)
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
-        first = (str(exc).splitlines() or [type(exc).__name__])[0]
-        raise ConfigError(f"--config {path}: cannot parse it ({first})") from exc
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"--config {path}: expected a table of option = value")
+    data = read_table(path, "--config")
     values = {}
     for spelled, value in data.items():
         key = str(spelled).replace("-", "_")

@@ -60,8 +60,9 @@ def predict(
                                            "tile stride)."),
     out: Optional[Path] = opt.out(S, "Output folder (created if missing)."),
     formats: Optional[str] = opt.option(S, "format", "--format", panel=opt.OUTPUTS,
-                                        help="Comma list of cog, zarr and gpkg (class polygons "
-                                             "merged across chunks)."),
+                                        help="Comma list of cog, zarr, gpkg and parquet (class "
+                                             "polygons merged across chunks: GeoPackage, "
+                                             "GeoParquet)."),
     min_area: Optional[float] = opt.option(S, "min_area", "--min-area", panel=opt.OUTPUTS,
                                            help="Polygons: drop those smaller than this (squared "
                                                 "map units, m² in a projected CRS)."),

@@ -1,4 +1,5 @@
-"""Class polygons from a finished class map: GeoPackage (pyogrio), merged across chunk seams.
+"""Class polygons from a finished class map, merged across chunk seams, into GeoPackage and/or
+GeoParquet: one pipeline, computed once, handed to every format asked for.
 
 The map is polygonised chunk by chunk (``rasterio.features.shapes``, 4-connected, in pixel
 coordinates so every vertex is an exact integer). A polygon that does not touch an inner chunk
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
+from typing import Callable, Iterator, Protocol
 
 import numpy as np
 import pyogrio.raw
@@ -29,9 +31,21 @@ from rasterio.features import shapes
 
 from ..files import write_atomic
 from ..labels import CLASS_MAP_NODATA
+from .geoparquet import GeoParquetWriter
 
-VECTOR_FORMATS = {"gpkg": "GPKG"}
-_FIELDS = ["class", "name", "area_m2"]
+# format -> the media type its STAC asset carries
+VECTOR_FORMATS = {"gpkg": "application/geopackage+sqlite3",
+                  "parquet": "application/vnd.apache.parquet"}
+FIELDS = ["class", "name", "area_m2"]
+Feature = tuple[int, str, shapely.Geometry, float]  # class, name, geometry in map units, area
+
+
+class _Writer(Protocol):
+    count: int
+
+    def write(self, features: list[Feature]) -> None: ...
+
+    def close(self) -> None: ...
 
 
 def _final(geom: shapely.Geometry, to_map: tuple[float, ...], simplify: float
@@ -44,78 +58,107 @@ def _final(geom: shapely.Geometry, to_map: tuple[float, ...], simplify: float
     return geom
 
 
-class _LayerWriter:
-    """Appends features to one layer of one file, batch by batch."""
+class _GeoPackageWriter:
+    """Appends features to the ``classes`` layer of one GeoPackage, batch by batch."""
 
-    def __init__(self, path: Path, driver: str, crs: CRS | None, names: dict[int, str],
-                 pixel_area: float, to_map: tuple[float, ...], min_area: float, simplify: float):
-        self.path, self.driver, self.crs, self.names = path, driver, crs, names
-        self.pixel_area, self.to_map = pixel_area, to_map
-        self.min_area, self.simplify = min_area, simplify
+    def __init__(self, path: Path, crs: CRS | None):
+        path.unlink()  # the GPKG driver creates its own file
+        self.path, self.crs = path, crs
         self.started = False
         self.count = 0
 
-    def write(self, polygons: list[tuple[int, shapely.Geometry]]) -> None:
-        rows = []
-        for value, geom in polygons:
-            area = geom.area * self.pixel_area
-            if area < self.min_area:
-                continue
-            rows.append((value, _final(geom, self.to_map, self.simplify), area))
-        if not rows and self.started:
+    def write(self, features: list[Feature]) -> None:
+        if not features and self.started:
             return
-        geometry = np.array([shapely.to_wkb(g) for _, g, _ in rows], dtype=object)
-        fields = [np.array([v for v, _, _ in rows], dtype=np.int32),
-                  np.array([self.names.get(v, str(v)) for v, _, _ in rows], dtype=object),
-                  np.array([a for _, _, a in rows], dtype=np.float64)]
-        pyogrio.raw.write(str(self.path), geometry, fields, _FIELDS, layer="classes",
-                          driver=self.driver, geometry_type="Polygon", promote_to_multi=False,
+        geometry = np.array([shapely.to_wkb(g) for _, _, g, _ in features], dtype=object)
+        fields = [np.array([v for v, _, _, _ in features], dtype=np.int32),
+                  np.array([n for _, n, _, _ in features], dtype=object),
+                  np.array([a for _, _, _, a in features], dtype=np.float64)]
+        pyogrio.raw.write(str(self.path), geometry, fields, FIELDS, layer="classes",
+                          driver="GPKG", geometry_type="Polygon", promote_to_multi=False,
                           crs=self.crs.to_wkt() if self.crs is not None else None,
                           append=self.started)
         self.started = True
-        self.count += len(rows)
+        self.count += len(features)
+
+    def close(self) -> None:
+        if not self.started:  # a map without classes: an empty layer, not a missing file
+            self.write([])
 
 
-def write_class_polygons(store: Path, out: Path, fmt: str, crs: CRS | None, transform: Affine,
-                         classes: list[tuple[int, str, tuple[int, int, int]]],
-                         min_area: float = 0.0, simplify: float = 0.0) -> int:
-    """Polygons of every class of the store's map into ``out`` (atomically); their count."""
+_WRITERS: dict[str, Callable[[Path, CRS | None], _Writer]] = {
+    "gpkg": _GeoPackageWriter, "parquet": GeoParquetWriter}
+
+
+def class_features(store: Path, transform: Affine, names: dict[int, str], min_area: float = 0.0,
+                   simplify: float = 0.0) -> Iterator[list[Feature]]:
+    """The map's class polygons, one batch per chunk, then the merged seam polygons."""
     array = zarr.open_group(str(store), mode="r")["classes"]
     height, width = array.shape
     step = array.chunks[0]
+    to_map = (transform.a, transform.b, transform.d, transform.e, transform.c, transform.f)
+    pixel_area = abs(transform.a * transform.e - transform.b * transform.d)
+
+    def finish(polygons: list[tuple[int, shapely.Geometry]]) -> list[Feature]:
+        features = []
+        for value, geom in polygons:
+            area = geom.area * pixel_area
+            if area >= min_area:
+                features.append((value, names.get(value, str(value)),
+                                 _final(geom, to_map, simplify), area))
+        return features
+
+    open_parts: dict[int, list[shapely.Geometry]] = defaultdict(list)
+    for y0 in range(0, height, step):
+        y1 = min(y0 + step, height)
+        for x0 in range(0, width, step):
+            x1 = min(x0 + step, width)
+            block = np.asarray(array[y0:y1, x0:x1])
+            done = []
+            for geometry, value in shapes(block, mask=block != CLASS_MAP_NODATA, connectivity=4,
+                                          transform=Affine.translation(x0, y0)):
+                polygon = shapely.geometry.shape(geometry)
+                left, top, right, bottom = polygon.bounds
+                seam = (left == x0 > 0) or (top == y0 > 0) or (right == x1 < width) or \
+                    (bottom == y1 < height)
+                if seam:
+                    open_parts[int(value)].append(polygon)
+                else:
+                    done.append((int(value), polygon))
+            yield finish(done)
+    for value in sorted(open_parts):
+        merged = shapely.union_all(open_parts.pop(value))
+        yield finish([(value, part) for part in shapely.get_parts(merged)])
+
+
+def _atomically(outs: list[tuple[str, Path]], fill: Callable[[dict[str, Path]], None],
+                tmps: dict[str, Path] | None = None) -> None:
+    """``write_atomic`` for several files at once: ``fill`` gets one temporary path per format."""
+    tmps = tmps or {}
+    if not outs:
+        fill(tmps)
+        return
+    (fmt, path), rest = outs[0], outs[1:]
+    write_atomic(path, lambda tmp: _atomically(rest, fill, {**tmps, fmt: tmp}))
+
+
+def write_class_polygons(store: Path, outs: dict[str, Path], crs: CRS | None, transform: Affine,
+                         classes: list[tuple[int, str, tuple[int, int, int]]],
+                         min_area: float = 0.0, simplify: float = 0.0) -> int:
+    """Polygons of every class of the store's map into each of ``outs`` (format -> path,
+    each atomically), computed once; their count."""
     count = 0
 
-    def fill(tmp: Path) -> None:
+    def fill(tmps: dict[str, Path]) -> None:
         nonlocal count
-        tmp.unlink()  # the GPKG driver creates its own file
-        to_map = (transform.a, transform.b, transform.d, transform.e, transform.c, transform.f)
-        writer = _LayerWriter(tmp, VECTOR_FORMATS[fmt], crs, {v: n for v, n, _ in classes},
-                              abs(transform.a * transform.e - transform.b * transform.d), to_map,
-                              min_area, simplify)
-        open_parts: dict[int, list[shapely.Geometry]] = defaultdict(list)
-        for y0 in range(0, height, step):
-            y1 = min(y0 + step, height)
-            for x0 in range(0, width, step):
-                x1 = min(x0 + step, width)
-                block = np.asarray(array[y0:y1, x0:x1])
-                done = []
-                for geometry, value in shapes(block, mask=block != CLASS_MAP_NODATA, connectivity=4,
-                                              transform=Affine.translation(x0, y0)):
-                    polygon = shapely.geometry.shape(geometry)
-                    left, top, right, bottom = polygon.bounds
-                    seam = (left == x0 > 0) or (top == y0 > 0) or (right == x1 < width) or \
-                        (bottom == y1 < height)
-                    if seam:
-                        open_parts[int(value)].append(polygon)
-                    else:
-                        done.append((int(value), polygon))
-                writer.write(done)
-        for value in sorted(open_parts):
-            merged = shapely.union_all(open_parts.pop(value))
-            writer.write([(value, part) for part in shapely.get_parts(merged)])
-        if not writer.started:
-            writer.write([])
-        count = writer.count
+        writers = [_WRITERS[fmt](tmp, crs) for fmt, tmp in tmps.items()]
+        for batch in class_features(store, transform, {v: n for v, n, _ in classes}, min_area,
+                                    simplify):
+            for writer in writers:
+                writer.write(batch)
+        for writer in writers:
+            writer.close()
+        count = writers[0].count
 
-    write_atomic(out, fill)
+    _atomically(sorted(outs.items()), fill)
     return count

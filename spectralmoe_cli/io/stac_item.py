@@ -13,6 +13,7 @@ from rasterio.warp import transform as transform_points
 
 from ..files import file_checksum, write_json_atomic
 from ..labels import CLASS_MAP_NODATA
+from .polygons import VECTOR_FORMATS
 from .proj import proj_properties
 
 EXTENSIONS = [
@@ -88,7 +89,7 @@ def build_item(name: str, source: str, crs: CRS | None, transform: Affine, heigh
                           "title": "classes (and probabilities) as Zarr",
                           "classification:classes": classification})
         elif key.startswith("polygons_"):
-            asset.update({"type": "application/geopackage+sqlite3", "roles": ["data"],
+            asset.update({"type": VECTOR_FORMATS[key.removeprefix("polygons_")], "roles": ["data"],
                           "title": "class polygons (class, name, area_m2)",
                           "classification:classes": classification})
         elif key == "quicklook":

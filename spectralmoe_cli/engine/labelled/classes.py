@@ -19,17 +19,16 @@ file order when some class has no value; checkpoints and predicted maps use thos
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ...checkpoint import ClassInfo
 from ...errors import ConfigError, InputDataError, validation_message
 from ...labels import IGNORE_INDEX
+from ...table_file import read_table
 
 HEX_COLOUR = r"^#[0-9a-fA-F]{6}$"
 
@@ -233,23 +232,6 @@ class ClassSpec:
                 f"add them as classes or to 'ignore'")
 
 
-def _read(path: Path) -> dict:
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"cannot read class file {path}: {exc.strerror}") from exc
-    try:
-        if path.suffix.lower() == ".toml":
-            return tomllib.loads(text)
-        if path.suffix.lower() in (".yaml", ".yml"):
-            data = yaml.safe_load(text)
-            return data if isinstance(data, dict) else {}
-    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"class file {path} is not valid {path.suffix[1:].upper()}: "
-                          f"{str(exc).splitlines()[0]}") from exc
-    raise ConfigError(f"class file {path} must be .toml, .yaml or .yml")
-
-
 def _duplicates(kind: str, items: list, path: Path) -> None:
     dupes = sorted({str(x) for x in items if items.count(x) > 1})
     if dupes:
@@ -260,7 +242,7 @@ def load_classes(path: str | Path, reduce_zero_label: bool = False) -> ClassSpec
     """Read and check a class file: unique values, colours and names; nothing both a class and ignored."""
     path = Path(path)
     try:
-        parsed = _ClassFile.model_validate(_read(path))
+        parsed = _ClassFile.model_validate(read_table(path, "class file"))
         ignored = _as_list(parsed.ignore)
         ignore_rgb = sorted({_check_hex(i) for i in ignored if isinstance(i, str)})
     except ValidationError as exc:

@@ -19,6 +19,7 @@ from ...io.scene import Scene
 from ...io.spectra import SpectralMix, interpolation_mix
 
 log = logging.getLogger(__name__)
+ADVICE = "; --wavelength-tolerance sets it, --resample-spectra interpolates the spectrum instead"
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ def select_bands(scene: Scene, names: list[str] | None, meta: CheckpointMeta,
     if resample:
         return _resampled(scene, have, wanted)
     try:
-        matches = registry.match_bands(have, wanted, tolerance_nm)
+        matches = registry.match_bands(have, wanted, tolerance_nm, ADVICE)
     except BandError as exc:
         source = "--bands" if names is not None else "its band metadata"
         raise BandError(f"{scene.source} (bands from {source}): {exc}") from None

@@ -319,10 +319,10 @@ class ScenePredictor:
             raster = paths["cog"] if "cog" in formats else f'ZARR:"{paths["zarr"]}":/classes'
             write_quicklook(raster, paths["quicklook"], classes,
                             f"{Path(source).name} — {self.meta.model.name}")
-        for fmt in VECTOR_FORMATS:
-            if fmt in formats and not paths[fmt].exists():
-                write_class_polygons(paths["zarr"], paths[fmt], fmt, scene.crs, scene.transform,
-                                     classes, self.settings.min_area, self.settings.simplify)
+        missing = {f: paths[f] for f in VECTOR_FORMATS if f in formats and not paths[f].exists()}
+        if missing:  # polygonised once for every vector format asked for
+            write_class_polygons(paths["zarr"], missing, scene.crs, scene.transform, classes,
+                                 self.settings.min_area, self.settings.simplify)
         assets = {"quicklook": paths["quicklook"]}
         if "cog" in formats:
             assets["classes"] = paths["cog"]

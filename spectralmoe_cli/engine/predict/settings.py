@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from ...io.masks import MaskSpec
 
 DEFAULT_FORMATS = ("cog", "zarr")
-FORMATS = (*DEFAULT_FORMATS, "gpkg")  # gpkg: class polygons (io/polygons.py)
+FORMATS = (*DEFAULT_FORMATS, "gpkg", "parquet")  # class polygons (io/polygons.py)
 
 
 def _no_mask() -> MaskSpec:

@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from ...bands import Band, parse_band_list, reorder, resolve_all, rgb_indices
+from ...bands import SAME_BAND_NM, Band, match_bands, parse_band_list, resolve_all, rgb_indices
 from ...config import ModelConfig
 from ...errors import UsageError
 from ..labelled.classes import ClassSpec, load_classes
@@ -88,7 +88,7 @@ def plan_run(opts: TrainOptions, run: RunDir) -> Plan:
         log.info("label values become class numbers: %s", mapping)
     file_bands = resolve_all(parse_band_list(opts.bands))
     model_bands = model_band_order(file_bands, list(base.data.bands))
-    order = reorder(file_bands, model_bands)
+    order = [m.index for m in match_bands(file_bands, model_bands, SAME_BAND_NM)]
     cfg = base.with_data([b.name for b in model_bands], classes.num_classes)
     stored = run.read_json("run.json") if opts.resume and run.is_run() else None
     if stored is not None and stored["recipe"]["model"]["name"] != cfg.name:
