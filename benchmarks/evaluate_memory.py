@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
-import torch
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.windows import Window
@@ -30,33 +27,10 @@ from rasterio.windows import Window
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from spectralmoe_cli.checkpoint import BandInfo, CheckpointMeta, ClassInfo, TileDefaults  # noqa: E402
-from spectralmoe_cli.config import load_config  # noqa: E402
-from spectralmoe_cli.engine.runtime.models import build_model, save_model  # noqa: E402
+from _measure import measured_cli, random_checkpoint  # noqa: E402
 
 BANDS = ["red", "green", "blue"]
 CLASSES = 6
-# runs the real CLI entry point, then prints the process's own peak RSS (kB on Linux) last
-MEASURED = ("import resource, sys\n"
-            "from spectralmoe_cli import cli\n"
-            "try:\n    cli.main()\n"
-            "finally:\n    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n")
-
-
-def random_checkpoint(path: Path, model: str, tile: int, overlap: int) -> Path:
-    cfg = load_config(model).with_data(BANDS, CLASSES)
-    backbone = cfg.backbone.model_copy(update={"weights": "random"})
-    depth = cfg.depth.model_copy(update={"weights": "random"}) if cfg.depth else None
-    cfg = cfg.model_copy(update={"backbone": backbone, "depth": depth})
-    torch.manual_seed(0)
-    net = build_model(cfg, pretrained=False)
-    meta = CheckpointMeta(model=net.cfg, bands=[BandInfo(name=b) for b in BANDS],
-                          mean=[100.0] * 3, std=[50.0] * 3,
-                          classes=[ClassInfo(value=i, name=f"c{i}", color="#808080") for i in range(CLASSES)],
-                          tile=TileDefaults(size=tile, overlap=overlap), contains=[],
-                          provenance={"note": "benchmark: random weights"})
-    save_model(path, net, meta)
-    return path
 
 
 def write_labelled(folder: Path, size: int) -> Path:
@@ -89,17 +63,12 @@ def write_classes(path: Path) -> Path:
 
 def evaluate_rss(checkpoint: Path, folder: Path, classes: Path, device: str, batch_size: int) -> dict:
     """One evaluate in a fresh process: its peak RSS, wall time and labelled pixels."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    cmd = [sys.executable, "-c", MEASURED, "-q", "evaluate", str(checkpoint), str(folder),
-           "--bands", ",".join(BANDS), "--classes", str(classes), "--device", device,
-           "--batch-size", str(batch_size), "--json"]
     start = time.perf_counter()
-    result = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    result, peak_mb = measured_cli("evaluate", str(checkpoint), str(folder), "--bands",
+                                   ",".join(BANDS), "--classes", str(classes), "--device", device,
+                                   "--batch-size", str(batch_size), "--json")
     seconds = time.perf_counter() - start
-    if result.returncode != 0:
-        raise SystemExit(f"evaluate failed: {result.stderr[-2000:]}")
-    peak_kb = int(result.stderr.strip().splitlines()[-1])
-    return {"peak_rss_mb": round(peak_kb / 1024, 1), "seconds": round(seconds, 1),
+    return {"peak_rss_mb": round(peak_mb, 1), "seconds": round(seconds, 1),
             "pixels": json.loads(result.stdout)["pixels"]}
 
 
@@ -116,7 +85,8 @@ def main() -> None:
                     "device": args.device, "batch_size": args.batch_size}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        ckpt = random_checkpoint(tmp / "model.safetensors", args.model, args.tile, args.overlap)
+        ckpt = random_checkpoint(tmp / "model.safetensors", args.model, BANDS, args.tile,
+                                 args.overlap, CLASSES)
         classes = write_classes(tmp / "classes.toml")
         memory = {}
         for size in (int(s) for s in args.sizes.split(",")):

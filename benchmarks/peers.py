@@ -38,13 +38,6 @@ BANDS = "red,green,blue,nir"
 TILE, OVERLAP, BATCH = 128, 32, 16
 
 
-def vm_hwm_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def tiled_scene(path: Path, size: int) -> Path:
     """The example scene repeated to size x size (same profile, georeferenced at its origin)."""
     import rasterio
@@ -228,7 +221,9 @@ def main() -> None:
     if args.worker:
         result = worker_model_only(args.scene) if args.worker == "model-only" \
             else worker_terratorch(args.scene, args.out)
-        print(json.dumps({**result, "peak_rss_mb": round(vm_hwm_mb(), 1)}))
+        from spectralmoe_cli.engine.predict.runner import peak_rss_mb  # on the path: _load
+
+        print(json.dumps({**result, "peak_rss_mb": round(peak_rss_mb(), 1)}))
         return
     with tempfile.TemporaryDirectory() as tmp:
         report = bench([int(s) for s in args.sizes.split(",")], args.repeats, Path(tmp))

@@ -37,35 +37,15 @@ from rasterio.windows import Window
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from spectralmoe_cli.checkpoint import BandInfo, CheckpointMeta, ClassInfo, TileDefaults  # noqa: E402
-from spectralmoe_cli.config import load_config  # noqa: E402
+from _measure import random_checkpoint  # noqa: E402
+
 from spectralmoe_cli.engine.predict.runner import run_predict  # noqa: E402
 from spectralmoe_cli.engine.predict.settings import PredictSettings  # noqa: E402
-from spectralmoe_cli.engine.runtime.models import (  # noqa: E402
-    build_model,
-    load_tile_model,  # noqa: E402
-    save_model,
-)
+from spectralmoe_cli.engine.runtime.models import load_tile_model  # noqa: E402
 from spectralmoe_cli.io.scene import open_scene  # noqa: E402
 from spectralmoe_cli.io.tiling import Grid  # noqa: E402
 
 BANDS = ["red", "green", "blue", "nir"]
-
-
-def random_checkpoint(path: Path, model: str, tile: int, overlap: int) -> Path:
-    cfg = load_config(model).with_data(BANDS, 6)
-    backbone = cfg.backbone.model_copy(update={"weights": "random"})
-    depth = cfg.depth.model_copy(update={"weights": "random"}) if cfg.depth else None
-    cfg = cfg.model_copy(update={"backbone": backbone, "depth": depth})
-    torch.manual_seed(0)
-    net = build_model(cfg, pretrained=False)
-    meta = CheckpointMeta(model=net.cfg, bands=[BandInfo(name=b) for b in BANDS],
-                          mean=[100.0] * 4, std=[50.0] * 4,
-                          classes=[ClassInfo(value=i, name=f"c{i}", color="#808080") for i in range(6)],
-                          tile=TileDefaults(size=tile, overlap=overlap), contains=[],
-                          provenance={"note": "benchmark: random weights"})
-    save_model(path, net, meta)
-    return path
 
 
 def write_scene(path: Path, size: int) -> Path:
@@ -137,7 +117,8 @@ def main() -> None:
                     "torch_threads": torch.get_num_threads()}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        ckpt = random_checkpoint(tmp / "model.safetensors", args.model, args.tile, args.overlap)
+        ckpt = random_checkpoint(tmp / "model.safetensors", args.model, BANDS, args.tile,
+                                 args.overlap)
         scene = write_scene(tmp / "throughput.tif", args.throughput_size)
         tiles_per_s, n, cpu_per_tile = model_only(ckpt, scene, args.tile, args.overlap,
                                                   args.device, args.batch_size)
@@ -190,7 +171,8 @@ def tta_cost(ckpt: Path, scene: Path, args: argparse.Namespace, tiles_per_s: flo
 def memory(tmp: Path, args: argparse.Namespace) -> dict:
     """(b): peak RSS of predict processes on scenes of growing size (it should stay flat)."""
     runs = {}
-    small = random_checkpoint(tmp / "memory.safetensors", args.memory_model, args.tile, args.overlap)
+    small = random_checkpoint(tmp / "memory.safetensors", args.memory_model, BANDS, args.tile,
+                              args.overlap)
     for size in (int(s) for s in args.sizes.split(",")):
         path = write_scene(tmp / f"scene{size}.tif", size)
         run = rss_run(small, path, tmp / f"rss{size}", args.tile, args.overlap, args.device)

@@ -26,7 +26,9 @@ from rasterio.crs import CRS
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.predict import BANDS, random_checkpoint  # noqa: E402
+from _measure import random_checkpoint  # noqa: E402
+
+from benchmarks.predict import BANDS  # noqa: E402
 
 CASES = {"strip": (5, 20000), "square": (316, 316)}
 
@@ -66,7 +68,8 @@ def main() -> None:
                     "overlap": args.overlap, "device": args.device}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        ckpt = random_checkpoint(tmp / "model.safetensors", args.model, args.tile, args.overlap)
+        ckpt = random_checkpoint(tmp / "model.safetensors", args.model, BANDS, args.tile,
+                                 args.overlap)
         for name, (height, width) in CASES.items():
             scene = write_scene(tmp / f"{name}.tif", height, width)
             runs = [run(args.root.resolve(), ckpt, scene, tmp / f"{name}{n}", args.tile,

@@ -27,7 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from predict import BANDS, random_checkpoint, write_scene  # noqa: E402
+from _measure import random_checkpoint  # noqa: E402
+from predict import BANDS, write_scene  # noqa: E402
 
 from spectralmoe_cli.config import load_config  # noqa: E402
 from spectralmoe_cli.engine.predict.runner import peak_rss_mb, run_predict  # noqa: E402
@@ -92,7 +93,7 @@ def main() -> None:
     report["tflops_per_tile"] = round(flops / 1e12, 4)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        ckpt = random_checkpoint(tmp / "model.safetensors", model, tile, overlap)
+        ckpt = random_checkpoint(tmp / "model.safetensors", model, BANDS, tile, overlap)
         tm = load_tile_model(ckpt, args.device, batch, deterministic=not gpu, compile_model=args.compile)
         device = tm.device
         rng = np.random.default_rng(0)

@@ -5,20 +5,19 @@ EAST in EPSG:32633, overlapping by about 400 m. Each has 10 m band COGs (B02, B0
 uint16 DN, scale 1e-4) and a 20 m ``scl`` COG: vegetation (4) everywhere but for a cloud block
 (9) and a cloud-shadow block (3), both outside the overlap. The ``onprem`` collection holds the
 same WEST item with absolute local paths as hrefs (an on-premise catalog on a shared disk), and
-one whose href climbs out of its folder.
+one whose href climbs out of its folder. ``CloudServers`` serves it on 127.0.0.1.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import rasterio
+import stac_docs
 from rasterio.transform import from_origin
-from rasterio.warp import transform as transform_points
+from stac_servers import Nginx, Rustac
 
 SIZE = 192  # 10 m pixels per side
 TOP = 5321500.0
@@ -35,6 +34,7 @@ ITEMS = {
 DATETIMES = {"S2C_WEST": "2024-06-01T10:30:00Z", "S2C_EAST": "2024-06-01T10:30:05Z"}
 # AOI: 1 km either side of 12°E, within both items' rows
 BBOX = (11.9866, 47.9985, 12.0134, 48.0045)
+PLATFORM = "sentinel-2a"
 
 
 @dataclass
@@ -43,14 +43,6 @@ class CloudWorld:
     assets: Path
     stac_files: list[Path] = field(default_factory=list)
     items: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-
-def write_cog(path: Path, data: np.ndarray, crs: str, transform, nodata: float | None) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with rasterio.open(path, "w", driver="COG", width=data.shape[1], height=data.shape[0],
-                       count=1, dtype=data.dtype, crs=crs, transform=transform, nodata=nodata,
-                       blocksize=64, compress="deflate") as dst:
-        dst.write(data, 1)
 
 
 def scl_array(item_id: str) -> np.ndarray:
@@ -66,37 +58,12 @@ def cloud_pixels(item_id: str) -> np.ndarray:
     return masked.repeat(2, axis=0).repeat(2, axis=1)
 
 
-def _footprint(crs: str, left: float, bottom: float, right: float, top: float) -> dict[str, Any]:
-    xs = [left, right, right, left, left]
-    ys = [top, top, bottom, bottom, top]
-    lons, lats = transform_points(crs, "EPSG:4326", xs, ys)
-    return {"type": "Polygon", "coordinates": [[[x, y] for x, y in zip(lons, lats)]]}
-
-
 def _item(item_id: str, collection: str, assets: dict[str, Any]) -> dict[str, Any]:
     crs, left, cover, _ = ITEMS[item_id]
-    geometry = _footprint(crs, left, TOP - SIZE * 10, left + SIZE * 10, TOP)
-    ring = geometry["coordinates"][0]
-    return {
-        "type": "Feature", "stac_version": "1.0.0", "id": item_id, "collection": collection,
-        "stac_extensions": ["https://stac-extensions.github.io/eo/v1.1.0/schema.json",
-                            "https://stac-extensions.github.io/raster/v1.1.0/schema.json"],
-        "geometry": geometry,
-        "bbox": [min(p[0] for p in ring), min(p[1] for p in ring), max(p[0] for p in ring),
-                 max(p[1] for p in ring)],
-        "properties": {"platform": "sentinel-2a", "constellation": "sentinel-2",
-                       "datetime": DATETIMES[item_id], "eo:cloud_cover": cover,
-                       "proj:code": crs, "s2:processing_baseline": "04.00"},
-        "links": [], "assets": assets,
-    }
-
-
-def _collection(collection_id: str) -> dict[str, Any]:
-    return {"type": "Collection", "stac_version": "1.0.0", "id": collection_id,
-            "description": f"test collection {collection_id}", "license": "CC-BY-4.0",
-            "extent": {"spatial": {"bbox": [[-180, -90, 180, 90]]},
-                       "temporal": {"interval": [["2020-01-01T00:00:00Z", None]]}},
-            "summaries": {"platform": ["sentinel-2a"]}, "links": []}
+    return stac_docs.item(item_id, collection, crs, (left, TOP - SIZE * 10, left + SIZE * 10, TOP),
+                          assets, {"platform": PLATFORM, "datetime": DATETIMES[item_id],
+                                   "eo:cloud_cover": cover, "proj:code": crs,
+                                   "s2:processing_baseline": "04.00"})
 
 
 def block_field(rng: np.random.Generator, block: int) -> np.ndarray:
@@ -122,20 +89,15 @@ def build(root: Path, asset_url: str, block: int = 0) -> CloudWorld:
             data = (field_ + rng.normal(0, 300, field_.shape)).clip(1001, 9000).astype(np.uint16)
             if block:
                 data = block_field(rng, block)
-            write_cog(path, data, crs, from_origin(left, TOP, 10, 10), 0)
-            asset = {"href": f"{asset_url}/{item_id}/{name}.tif",
-                     "type": "image/tiff; application=geotiff; profile=cloud-optimized",
-                     "roles": ["data"], "gsd": 10,
-                     "eo:bands": [{"name": name, "common_name": key,
-                                   "center_wavelength": wavelength}],
-                     "raster:bands": [{"nodata": 0, "data_type": "uint16", "scale": 1e-4,
-                                       "offset": -0.1}]}
+            stac_docs.write_cog(path, data, crs, from_origin(left, TOP, 10, 10), 0, 64)
+            asset = stac_docs.band_asset(f"{asset_url}/{item_id}/{name}.tif", key, name,
+                                         wavelength, 10, {"scale": 1e-4, "offset": -0.1})
             assets[key] = asset
             local[key] = dict(asset, href=str(path))
         scl_path = world.assets / item_id / "SCL.tif"
-        write_cog(scl_path, scl_array(item_id), crs, from_origin(left, TOP, 20, 20), 0)
-        scl = {"href": f"{asset_url}/{item_id}/SCL.tif",
-               "type": "image/tiff; application=geotiff; profile=cloud-optimized",
+        stac_docs.write_cog(scl_path, scl_array(item_id), crs, from_origin(left, TOP, 20, 20), 0,
+                            64)
+        scl = {"href": f"{asset_url}/{item_id}/SCL.tif", "type": stac_docs.COG_TYPE,
                "roles": ["data"], "gsd": 20, "title": "Scene classification map",
                "raster:bands": [{"nodata": 0, "data_type": "uint8"}]}
         assets["scl"] = scl
@@ -150,11 +112,36 @@ def build(root: Path, asset_url: str, block: int = 0) -> CloudWorld:
             onprem_up["id"] = "S2C_UP"
             onprem_up["properties"]["datetime"] = "2024-06-02T10:30:00Z"
             docs["onprem"].append(onprem_up)
-    stac = root / "stac"
-    stac.mkdir()
-    for cid, features in docs.items():
-        (stac / f"{cid}.collection.json").write_text(json.dumps(_collection(cid)))
-        (stac / f"{cid}.items.json").write_text(
-            json.dumps({"type": "FeatureCollection", "features": features}))
-        world.stac_files += [stac / f"{cid}.collection.json", stac / f"{cid}.items.json"]
+    collections = {cid: stac_docs.collection(cid, PLATFORM) for cid in docs}
+    world.stac_files += stac_docs.write_stac(root / "stac", docs, collections)
     return world
+
+
+class CloudServers:
+    """The world served for real: nginx for the COGs, rustac for the STAC API (a context manager
+    that stops both). ``block`` as in ``build``."""
+
+    def __init__(self, root: Path, block: int = 0):
+        self.nginx = Nginx(root / "assets", root / "nginx")
+        self.world = build(root, self.nginx.url, block=block)
+        self.rustac = Rustac(self.world.stac_files)
+        self.url = self.rustac.url
+
+    def item_url(self, item_id: str, collection: str = "s2-clouds") -> str:
+        return f"{self.url}/collections/{collection}/items/{item_id}"
+
+    def bbox(self) -> str:
+        """Both items' footprints, whole: the clouds lie inside."""
+        boxes = [doc["bbox"] for doc in self.world.items.values()]
+        return ",".join(f"{v:.6f}" for v in (min(b[0] for b in boxes), min(b[1] for b in boxes),
+                                               max(b[2] for b in boxes), max(b[3] for b in boxes)))
+
+    def stop(self) -> None:
+        self.rustac.stop()
+        self.nginx.stop()
+
+    def __enter__(self) -> CloudServers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

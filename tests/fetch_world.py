@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import rasterio
+import stac_docs
 from rasterio.transform import from_origin
-from rasterio.warp import transform as transform_points
 from rasterio.warp import transform_bounds
+from stac_docs import band_asset
 
 CRS = "EPSG:32633"
+PLATFORM = "sentinel-2b"
 X0, Y0 = 500000.0, 5000000.0
 SIZE = 512  # 10 m pixels per side: 5120 m
 BANDS_10M = {"blue": ("B02", 0.49), "green": ("B03", 0.56), "red": ("B04", 0.665),
@@ -35,56 +36,10 @@ def aoi_lonlat() -> tuple[float, float, float, float]:
     return transform_bounds(CRS, "EPSG:4326", *AOI_UTM, densify_pts=21)
 
 
-def write_cog(path: Path, data: np.ndarray, transform, nodata: float | None = 0) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with rasterio.open(path, "w", driver="COG", width=data.shape[1], height=data.shape[0],
-                       count=1, dtype=data.dtype, crs=CRS, transform=transform, nodata=nodata,
-                       blocksize=128, compress="deflate") as dst:
-        dst.write(data, 1)
-
-
-def footprint(left: float, bottom: float, right: float, top: float) -> dict[str, Any]:
-    xs = [left, right, right, left, left]
-    ys = [top, top, bottom, bottom, top]
-    lons, lats = transform_points(CRS, "EPSG:4326", xs, ys)
-    return {"type": "Polygon", "coordinates": [[[x, y] for x, y in zip(lons, lats)]]}
-
-
-def _asset(href: str, key: str, name: str, wavelength: float, gsd: int,
-           raster: dict[str, Any]) -> dict[str, Any]:
-    return {"href": href, "type": "image/tiff; application=geotiff; profile=cloud-optimized",
-            "roles": ["data"], "gsd": gsd,
-            "eo:bands": [{"name": name, "common_name": key, "center_wavelength": wavelength}],
-            "raster:bands": [{"nodata": 0, "data_type": "uint16", **raster}]}
-
-
 def item(item_id: str, collection: str, bounds: tuple[float, float, float, float],
          assets: dict[str, Any], properties: dict[str, Any]) -> dict[str, Any]:
-    geometry = footprint(*bounds)
-    ring = geometry["coordinates"][0]
-    return {
-        "type": "Feature", "stac_version": "1.0.0", "id": item_id, "collection": collection,
-        "stac_extensions": ["https://stac-extensions.github.io/eo/v1.1.0/schema.json",
-                            "https://stac-extensions.github.io/raster/v1.1.0/schema.json"],
-        "geometry": geometry,
-        "bbox": [min(p[0] for p in ring), min(p[1] for p in ring), max(p[0] for p in ring),
-                 max(p[1] for p in ring)],
-        "properties": {"platform": "sentinel-2b", "constellation": "sentinel-2", **properties},
-        "links": [], "assets": assets,
-    }
-
-
-def collection(collection_id: str, item_assets: dict[str, Any] | None = None) -> dict[str, Any]:
-    doc = {"type": "Collection", "stac_version": "1.0.0", "id": collection_id,
-           "description": f"test collection {collection_id}", "license": "CC-BY-4.0",
-           "extent": {"spatial": {"bbox": [[-180, -90, 180, 90]]},
-                      "temporal": {"interval": [["2020-01-01T00:00:00Z", None]]}},
-           "summaries": {"platform": ["sentinel-2b"]}, "links": []}
-    if item_assets is not None:
-        doc["item_assets"] = item_assets
-        doc["stac_extensions"] = [
-            "https://stac-extensions.github.io/item-assets/v1.0.0/schema.json"]
-    return doc
+    return stac_docs.item(item_id, collection, CRS, bounds, assets,
+                          {"platform": PLATFORM, **properties})
 
 
 @dataclass
@@ -122,9 +77,9 @@ def build(root: Path, asset_url: str, flaky_url: str) -> World:
             gsd = 20 if key in BAND_20M else 10
             n = SIZE * 10 // gsd
             path = world.assets / item_id / f"{name}.tif"
-            write_cog(path, _scene(rng, n), from_origin(left, top, gsd, gsd))
+            stac_docs.write_cog(path, _scene(rng, n), CRS, from_origin(left, top, gsd, gsd), 0, 128)
             paths[key] = path
-            assets[key] = _asset(f"{asset_url}/{item_id}/{name}.tif", key, name, wl, gsd, raster)
+            assets[key] = band_asset(f"{asset_url}/{item_id}/{name}.tif", key, name, wl, gsd, raster)
         world.sources[item_id] = paths
         doc = item(item_id, "s2-test", bounds, assets, props)
         world.items[item_id] = doc
@@ -154,7 +109,7 @@ def build(root: Path, asset_url: str, flaky_url: str) -> World:
                           ("BROKEN_TRUNC", f"{asset_url}/BROKEN_TRUNC/B04.tif"),
                           ("BROKEN_OK", f"{asset_url}/S2T_WEST/B04.tif")):
         doc = item(item_id, "broken", (X0, Y0 - SIZE * 10, X0 + SIZE * 10, Y0),
-                   {"red": _asset(href, "red", "B04", 0.665, 10, {"scale": 1e-4})},
+                   {"red": band_asset(href, "red", "B04", 0.665, 10, {"scale": 1e-4})},
                    {"datetime": "2024-05-05T10:00:00Z", "s2:processing_baseline": "02.14"})
         items["broken"].append(doc)
 
@@ -168,14 +123,9 @@ def build(root: Path, asset_url: str, flaky_url: str) -> World:
                                          (X0, Y0 - SIZE * 10, X0 + SIZE * 10, Y0),
                                          {"red": asset}, {"datetime": "2024-05-05T10:00:00Z"}))
 
-    stac = root / "stac"
-    stac.mkdir()
     item_assets = {k: {kk: vv for kk, vv in v.items() if kk != "href"}
                    for k, v in west["assets"].items()}
-    for cid, docs in items.items():
-        col = collection(cid, item_assets if cid in ("s2-test", "flaky", "clouds") else None)
-        (stac / f"{cid}.collection.json").write_text(json.dumps(col))
-        (stac / f"{cid}.items.json").write_text(
-            json.dumps({"type": "FeatureCollection", "features": docs}))
-        world.stac_files += [stac / f"{cid}.collection.json", stac / f"{cid}.items.json"]
+    collections = {cid: stac_docs.collection(cid, PLATFORM, item_assets if cid in (
+        "s2-test", "flaky", "clouds") else None) for cid in items}
+    world.stac_files += stac_docs.write_stac(root / "stac", items, collections)
     return world

@@ -1,10 +1,11 @@
 """The fetch world served for real on 127.0.0.1: nginx for the assets (with Range), rustac for
 the STAC API, and fault-injecting proxies in front of each; shared by the fetch and the
-``predict --stac`` tests.
+``predict --stac`` tests, with the quick retry options and the ``predict`` call they use.
 """
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import fetch_world
@@ -13,6 +14,13 @@ from stac_servers import FaultProxy, Nginx, Rustac
 
 FAST = ("--retries", "2", "--retry-backoff", "0.01", "--timeout", "5")
 MAY = ("--datetime", "2024-05-01/2024-05-31")
+
+
+def predict(ckpt: Path, out: Path, *args: object) -> subprocess.CompletedProcess:
+    """``predict ARGS`` with ``ckpt`` into ``out``: JSON results, quick retries against the
+    local servers."""
+    return run_cli("predict", *args, "--checkpoint", ckpt, "--out", out, "--json", *FAST,
+                   timeout=300)
 
 
 class Servers:

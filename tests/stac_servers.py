@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import pytest
+
 FILTER_CLASSES = [
     "https://api.stacspec.org/v1.0.0/item-search#filter",
     "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/filter",
@@ -77,6 +79,11 @@ def missing_servers() -> str | None:
         return None
     return (f"{' and '.join(missing)} not found: the fetch and STAC tests need nginx (Debian "
             "nginx-light; .ci/run installs it) and rustac (pip: rustac, in the test extra)")
+
+
+# for tests that start the servers themselves rather than through conftest's ``servers``
+servers_needed = pytest.mark.skipif(missing_servers() is not None,
+                                    reason=missing_servers() or "nginx and rustac are here")
 
 
 @dataclass

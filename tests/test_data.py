@@ -108,6 +108,13 @@ def test_sparse_class_values_are_numbered_in_value_order(tmp_path):
     ('[[classes]]\nvalue = 1\nname = "a"\ncolor = "blue"\n', ["classes.0.color"]),
     ('[[classes]]\nvalue = 1\nname = "a"\n', ["classes.0.color", "Field required"]),
     ('classes = [\n', ["not valid TOML"]),
+    # colours: rgb-coded classes and ignore lists
+    ('[[classes]]\nname = "a"\ncolor = "#000000"\n', ["classes.0", "a value"]),
+    ('[[classes]]\nrgb = "red"\nname = "a"\ncolor = "#000000"\n', ["classes.0", "not a colour"]),
+    ('[[classes]]\nrgb = ["#000000", "#000000"]\nname = "a"\ncolor = "#000000"\n', ["duplicate class rgb"]),
+    ('ignore = ["#000000"]\n[[classes]]\nrgb = "#000000"\nname = "a"\ncolor = "#000000"\n',
+     ["both a class and ignored"]),
+    ('ignore = ["black"]\n[[classes]]\nvalue = 1\nname = "a"\ncolor = "#000000"\n', ["ignore", "not a colour"]),
 ])
 def test_bad_class_files_are_config_errors(tmp_path, text, words):
     path = tmp_path / "classes.toml"

@@ -132,22 +132,6 @@ def test_integer_class_files_keep_their_spec_json(tmp_path):
     assert type(spec).from_json(spec.to_json(), "x").values == spec.values
 
 
-@pytest.mark.parametrize("text,words", [
-    ('[[classes]]\nname = "a"\ncolor = "#000000"\n', ["classes.0", "a value"]),
-    ('[[classes]]\nrgb = "red"\nname = "a"\ncolor = "#000000"\n', ["classes.0", "not a colour"]),
-    ('[[classes]]\nrgb = ["#000000", "#000000"]\nname = "a"\ncolor = "#000000"\n', ["duplicate class rgb"]),
-    ('ignore = ["#000000"]\n[[classes]]\nrgb = "#000000"\nname = "a"\ncolor = "#000000"\n',
-     ["both a class and ignored"]),
-    ('ignore = ["black"]\n[[classes]]\nvalue = 1\nname = "a"\ncolor = "#000000"\n', ["ignore", "not a colour"]),
-])
-def test_bad_colour_class_files_are_config_errors(tmp_path, text, words):
-    path = tmp_path / "classes.toml"
-    path.write_text(text)
-    with pytest.raises(ConfigError) as info:
-        load_classes(path)
-    assert all(w in str(info.value) for w in words), str(info.value)
-
-
 def test_palette_labels_are_matched_by_colour(shared_data, tmp_path):
     index = potsdam_folder(shared_data, tmp_path / "index", tile=256)
     palette = tmp_path / "palette"

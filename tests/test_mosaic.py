@@ -26,17 +26,14 @@ import cloud_world
 import numpy as np
 import pytest
 import rasterio
-from checkpoints import make_checkpoint
-from helpers import assert_one_line_error, run_cli, write_geotiff
+from checkpoints import reflectance_checkpoint
+from helpers import assert_one_line_error, write_geotiff
 from rasterio.transform import from_origin, rowcol
 from rasterio.warp import transform as transform_points
 from scipy.ndimage import maximum_filter
-from served_world import FAST
-from stac_servers import Nginx, Rustac, nginx_binary, rustac_binary
+from served_world import predict
+from stac_servers import servers_needed
 
-servers_needed = pytest.mark.skipif(
-    nginx_binary() is None or rustac_binary() is None,
-    reason="needs nginx (Debian nginx-light) and rustac (pip: rustac)")
 BANDS = ["red", "green", "blue", "nir"]
 DAY = ("--datetime", "2024-06-01/2024-06-01")
 BLOCK = 48
@@ -44,43 +41,16 @@ TILE = 16
 TILING = ("--tile", str(TILE), "--overlap", "0", "--chunk", "128")
 
 
-class BlockServers:
-    def __init__(self, root: Path):
-        self.nginx = Nginx(root / "assets", root / "nginx")
-        self.world = cloud_world.build(root, self.nginx.url, block=BLOCK)
-        self.rustac = Rustac(self.world.stac_files)
-        self.url = self.rustac.url
-
-    def item_url(self, item_id: str) -> str:
-        return f"{self.url}/collections/s2-clouds/items/{item_id}"
-
-    def bbox(self) -> str:
-        """Both items' footprints, whole: the clouds lie inside."""
-        boxes = [doc["bbox"] for doc in self.world.items.values()]
-        return ",".join(f"{v:.6f}" for v in (min(b[0] for b in boxes), min(b[1] for b in boxes),
-                                               max(b[2] for b in boxes), max(b[3] for b in boxes)))
-
-    def stop(self) -> None:
-        self.rustac.stop()
-        self.nginx.stop()
-
-
 @pytest.fixture(scope="module")
 def blocks(tmp_path_factory):
-    started = BlockServers(tmp_path_factory.mktemp("block_world"))
-    yield started
-    started.stop()
+    with cloud_world.CloudServers(tmp_path_factory.mktemp("block_world"), block=BLOCK) as started:
+        yield started
 
 
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory) -> Path:
-    return make_checkpoint(tmp_path_factory.mktemp("ckpt") / "s2.safetensors", bands=BANDS,
-                           mean=0.4, std=0.25, tile=TILE, overlap=0, seed=3)
-
-
-def predict(ckpt: Path, out: Path, *args) -> subprocess.CompletedProcess:
-    return run_cli("predict", *args, "--checkpoint", ckpt, "--out", out, "--json", *FAST,
-                   timeout=300)
+    return reflectance_checkpoint(tmp_path_factory.mktemp("ckpt"), BANDS, tile=TILE, overlap=0,
+                                  seed=3)
 
 
 def results(completed: subprocess.CompletedProcess) -> list[dict]:

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 import rasterio
 import torch
-from checkpoints import make_checkpoint
-from helpers import assert_one_line_error, run_cli, write_geotiff
-from served_world import FAST
-from stac_servers import Nginx, Rustac, nginx_binary, rustac_binary
+from checkpoints import make_checkpoint, reflectance_checkpoint
+from helpers import assert_one_line_error, write_geotiff
+from served_world import predict
+from stac_servers import servers_needed
 
 from spectralmoe_cli.checkpoint import read_metadata
 from spectralmoe_cli.engine.runtime.inference import TileModel
@@ -26,44 +26,19 @@ from spectralmoe_cli.engine.runtime.tta import averaged
 from spectralmoe_cli.errors import UsageError
 from spectralmoe_cli.io.masks import MaskSpec, parse_mask
 
-servers_needed = pytest.mark.skipif(
-    nginx_binary() is None or rustac_binary() is None,
-    reason="needs nginx (Debian nginx-light) and rustac (pip: rustac)")
 BANDS = ["red", "green", "blue", "nir"]
 DAY = ("--datetime", "2024-06-01/2024-06-01")
 
 
-class CloudServers:
-    def __init__(self, root: Path):
-        self.nginx = Nginx(root / "assets", root / "nginx")
-        self.world = cloud_world.build(root, self.nginx.url)
-        self.rustac = Rustac(self.world.stac_files)
-        self.url = self.rustac.url
-
-    def item_url(self, item_id: str, collection: str = "s2-clouds") -> str:
-        return f"{self.url}/collections/{collection}/items/{item_id}"
-
-    def stop(self) -> None:
-        self.rustac.stop()
-        self.nginx.stop()
-
-
 @pytest.fixture(scope="module")
 def cloudy(tmp_path_factory):
-    started = CloudServers(tmp_path_factory.mktemp("cloud_world"))
-    yield started
-    started.stop()
+    with cloud_world.CloudServers(tmp_path_factory.mktemp("cloud_world")) as started:
+        yield started
 
 
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory) -> Path:
-    return make_checkpoint(tmp_path_factory.mktemp("ckpt") / "s2.safetensors", bands=BANDS,
-                           mean=0.4, std=0.25)
-
-
-def predict(ckpt: Path, out: Path, *args) -> subprocess.CompletedProcess:
-    return run_cli("predict", *args, "--checkpoint", ckpt, "--out", out, "--json", *FAST,
-                   timeout=300)
+    return reflectance_checkpoint(tmp_path_factory.mktemp("ckpt"), BANDS)
 
 
 def only_result(completed: subprocess.CompletedProcess) -> dict:

@@ -16,10 +16,10 @@ import fetch_world
 import numpy as np
 import pytest
 import rasterio
-from checkpoints import make_checkpoint
+from checkpoints import make_checkpoint, reflectance_checkpoint
 from helpers import assert_one_line_error, run_cli
 from rasterio.warp import transform_bounds
-from served_world import FAST, MAY, Servers
+from served_world import FAST, MAY, Servers, predict
 from stac_servers import FaultProxy
 
 from spectralmoe_cli.bands import resolve
@@ -43,14 +43,7 @@ BBOX = ",".join(repr(v) for v in transform_bounds(fetch_world.CRS, "EPSG:4326", 
 
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory) -> Path:
-    # reflectance is ~0..0.8 in this world: normalise around it so the random model draws regions
-    return make_checkpoint(tmp_path_factory.mktemp("ckpt") / "s2.safetensors", bands=BANDS,
-                           mean=0.4, std=0.25)
-
-
-def predict(ckpt: Path, out: Path, *args) -> subprocess.CompletedProcess:
-    return run_cli("predict", *args, "--checkpoint", ckpt, "--out", out, "--json", *FAST,
-                   timeout=300)
+    return reflectance_checkpoint(tmp_path_factory.mktemp("ckpt"), BANDS)
 
 
 def search_args(servers: Servers, collection: str = "s2-test", catalog: str = "") -> list:
