@@ -13,6 +13,7 @@ whatever the AOI size, and only the tiles under the AOI are ever requested.
 from __future__ import annotations
 
 import math
+from xml.sax.saxutils import escape
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Iterator, Protocol, Sequence
@@ -21,7 +22,7 @@ import numpy as np
 import rasterio
 from affine import Affine
 from rasterio.crs import CRS
-from rasterio.enums import Resampling
+from rasterio.enums import ColorInterp, Resampling
 from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window, from_bounds
@@ -33,6 +34,9 @@ from .pixels import band_nodata, nodata_mask, to_physical
 
 STRIP_ROWS = 512
 _EPS = 1e-6
+_GDAL_TYPES = {"uint8": "Byte", "int8": "Int8", "uint16": "UInt16", "int16": "Int16",
+               "uint32": "UInt32", "int32": "Int32", "uint64": "UInt64", "int64": "Int64",
+               "float32": "Float32", "float64": "Float64"}
 
 
 class ReadableBand(Protocol):
@@ -121,6 +125,24 @@ def _aligned_offset(dataset: rasterio.io.DatasetReader, grid: Grid) -> tuple[int
     return round(col), round(row)
 
 
+def _plain_band_vrt(dataset: rasterio.io.DatasetReader, index: int) -> str:
+    """One band of ``dataset`` as a VRT document, its colour interpretation left undefined.
+
+    A 4-band 8-bit GeoTIFF (RGB + NIR, as rasterio and many tools write it) tags its last band
+    as alpha; a warped view then takes that band for a transparency mask, cannot add the
+    footprint mask on top, and would hide NIR values of 0. Seen through this VRT, every band is
+    data, exactly as an unwarped read sees it.
+    """
+    gt = ", ".join(repr(v) for v in dataset.transform.to_gdal())
+    srs = f"<SRS>{escape(dataset.crs.to_wkt())}</SRS>" if dataset.crs else ""
+    return (f'<VRTDataset rasterXSize="{dataset.width}" rasterYSize="{dataset.height}">{srs}'
+            f"<GeoTransform>{gt}</GeoTransform>"
+            f'<VRTRasterBand dataType="{_GDAL_TYPES[dataset.dtypes[index - 1]]}" band="1">'
+            f"<ColorInterp>Undefined</ColorInterp><SimpleSource><SourceFilename>"
+            f"{escape(dataset.name)}</SourceFilename><SourceBand>{index}</SourceBand>"
+            f"</SimpleSource></VRTRasterBand></VRTDataset>")
+
+
 class BandReader:
     """Reads one band's pixels for any window of the output grid, masked where invalid."""
 
@@ -131,11 +153,16 @@ class BandReader:
         self.offset = _aligned_offset(dataset, grid)
         self.dataset = dataset
         self.source = dataset
+        self.index = band.band_index
         if self.offset is None:
             options = ({"src_nodata": self.nodata, "nodata": self.nodata}
                        if self.nodata is not None else {"add_alpha": True})
+            warped = dataset
+            if ColorInterp.alpha in dataset.colorinterp:
+                warped = stack.enter_context(rasterio.open(_plain_band_vrt(dataset, self.index)))
+                self.index = 1
             self.source = stack.enter_context(WarpedVRT(
-                dataset, crs=grid.crs, transform=grid.transform, width=grid.width,
+                warped, crs=grid.crs, transform=grid.transform, width=grid.width,
                 height=grid.height, resampling=resampling, **options))
 
     def read(self, window: Window) -> np.ma.MaskedArray:
@@ -147,7 +174,7 @@ class BandReader:
             raise read_error(self.band, exc) from exc
 
     def _read(self, window: Window) -> np.ma.MaskedArray:
-        index = self.band.band_index
+        index = self.index
         if self.offset is None:
             data = self.source.read(index, window=window, masked=True)
         else:
