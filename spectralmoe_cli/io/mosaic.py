@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
+import rasterio
 import xarray as xr
 from affine import Affine
 from rasterio.crs import CRS
@@ -40,18 +41,21 @@ from .stac_scene import Assets, span
 
 Bounds = tuple[float, float, float, float]
 FLOAT = Encoding("float32", float("nan"))  # parts may differ in type and scale: physical floats
+MAX_PIXELS = 10**10  # 100,000 x 100,000: a large country at 10 m; more is a typo in --resolution
 CACHED_WINDOWS = 8  # clouded-pixel masks kept for the mask's read after the bands' read
 
 
 def parse_crs(text: str) -> CRS:
-    """``--crs``: EPSG:xxxx or any CRS string rasterio accepts, projected or geographic."""
+    """``--crs``: EPSG:xxxx or any CRS string rasterio accepts, projected or geographic.
+
+    Parsed inside ``rasterio.Env`` so that PROJ's complaint about a bad code reaches our one
+    error line through rasterio's handler instead of GDAL's own printing to stderr.
+    """
     try:
-        crs = CRS.from_user_input(text)
+        with rasterio.Env():
+            return CRS.from_user_input(text)
     except CRSError as exc:
         raise UsageError(f"--crs {text!r} is not a CRS rasterio knows ({exc})") from None
-    if not crs.is_valid:
-        raise UsageError(f"--crs {text!r} is not a valid CRS")
-    return crs
 
 
 def utm_crs(lon: float, lat: float) -> CRS:
@@ -99,6 +103,9 @@ def snapped_grid(bounds: Bounds, crs: CRS, resolution: float) -> Grid | None:
     y0, y1 = math.floor(bottom / resolution), math.ceil(top / resolution)
     if x1 <= x0 or y1 <= y0:
         return None
+    if (x1 - x0) * (y1 - y0) > MAX_PIXELS:
+        raise UsageError(f"the mosaic's grid would be {x1 - x0:,} x {y1 - y0:,} pixels, over the "
+                         f"limit of {MAX_PIXELS:,}: give a coarser --resolution or a smaller AOI")
     return Grid(crs, Affine(resolution, 0, x0 * resolution, 0, -resolution, y1 * resolution),
                 x1 - x0, y1 - y0)
 

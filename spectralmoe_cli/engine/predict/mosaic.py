@@ -161,13 +161,19 @@ class RasterMosaic:
                 descriptions = names
             elif len(names) != len(descriptions):
                 raise InputDataError(f"--mosaic: {path} has {len(names)} bands, "
-                                     f"{self.paths[0]} has {len(descriptions)}")
+                                     f"{self.paths[0]} has {len(descriptions)}: the rasters of "
+                                     f"a mosaic need the same bands in the same order")
             stat = Path(path).stat()
             described.append([str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns])
             parts.append(Part(bands, path, self.policy))
             native.append((crs, bounds))
         lonlat = [transform_bounds(c, "EPSG:4326", *b, densify_pts=21) for c, b in native]
         if self.aoi is not None:
+            west, south, east, north = self.aoi.bbox
+            if not any(b[0] < east and west < b[2] and b[1] < north and south < b[3]
+                       for b in lonlat):
+                raise InputDataError(f"the AOI ({', '.join(f'{v:g}' for v in self.aoi.bbox)}) "
+                                     f"touches none of the {len(self.paths)} rasters")
             grid = self.target.grid(self.aoi.bbox, [p.footprint() for p in parts])
         else:
             union = (min(b[0] for b in lonlat), min(b[1] for b in lonlat),

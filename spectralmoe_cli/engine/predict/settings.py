@@ -169,7 +169,7 @@ class PredictOptions(TileFields, ComputeFields, SearchFields, RetryFields):
     resample_spectra: StrictBool = PredictSettings.resample_spectra
     mosaic: StrictBool = False
     crs: str | None = None
-    resolution: StrictFloat | None = Field(None, gt=0)
+    resolution: StrictFloat | None = Field(None, gt=0, allow_inf_nan=False)
 
     def settings(self, meta: CheckpointMeta) -> PredictSettings:
         """The run's settings: what was given, the checkpoint's tiling where nothing was."""
