@@ -266,6 +266,12 @@ def _axis_step(array: xr.DataArray, axis: str, path: Path) -> float | None:
     return float(step)
 
 
+def _stored_transform(array: xr.DataArray) -> bool:
+    """Whether the store keeps a GeoTransform of its own (rioxarray's ``write_transform``)."""
+    mapping = array.coords.get(array.rio.grid_mapping)
+    return mapping is not None and bool(mapping.attrs.get("GeoTransform"))
+
+
 def _north_up(array: xr.DataArray, transform: Affine, path: Path) -> tuple[xr.DataArray, Affine]:
     """The array with rows north to south and columns west to east, and a transform whose
     pixel centres are its coordinates (flipped where the store runs the other way).
@@ -283,7 +289,16 @@ def _north_up(array: xr.DataArray, transform: Affine, path: Path) -> tuple[xr.Da
         log.info("%s is %s; mapped north-up", path, " and ".join(flips.values()))
         array = array.isel({axis: slice(None, None, -1) for axis in flips})
     if dx is None or dy is None:
-        return array, transform
+        if _stored_transform(array) or ("x" not in array.coords or "y" not in array.coords):
+            return array, transform
+        if dx is None and dy is None:
+            raise InputDataError(f"Zarr store {path}: one pixel and no stored GeoTransform, so its "
+                                 f"pixel size cannot be known (store one: rioxarray's "
+                                 f"write_transform)")
+        known = abs(dx if dx is not None else dy)
+        log.info("%s has a single %s; its pixels are taken as square (%g)", path,
+                 "row" if dy is None else "column", known)
+        dx, dy = dx if dx is not None else known, dy if dy is not None else -known
     dx, dy = abs(dx), -abs(dy)
     x0, y0 = float(array["x"].values[0]), float(array["y"].values[0])
     centre = transform @ (0.5, 0.5)
