@@ -29,9 +29,12 @@ from rio_cogeo.cogeo import cog_validate
 from ..errors import OutputValidationError
 from ..files import write_atomic
 from ..labels import CLASS_MAP_NODATA
+from .gdal_cache import block_cache
 
 BLOCK = 512
-COG_CACHE_MB = 128  # GDAL's block cache while building overviews; its default grows with RAM
+# GDAL's block cache while building overviews (its default grows with RAM); in bytes, as
+# GDALSetCacheMax64 takes it: a bare 128 would be 128 bytes, not 128 MB
+COG_CACHE_BYTES = 128 * 2**20
 COMPRESSIONS = ("DEFLATE", "ZSTD")
 OVERVIEW_RESAMPLINGS = ("MODE", "NEAREST")  # a class map's: classes are never averaged
 
@@ -91,7 +94,7 @@ def _build(tmp: Path, name: str, spec: CogSpec, blocks: Blocks) -> None:
                 out.update_tags(**spec.tags)
             for window, data in blocks:
                 out.write(data, window=window)
-        with rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS", GDAL_CACHEMAX=COG_CACHE_MB):
+        with rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS"), block_cache(COG_CACHE_BYTES):
             rasterio.shutil.copy(
                 staging, tmp, driver="COG", COMPRESS=spec.compress, **options, BLOCKSIZE=BLOCK,
                 OVERVIEWS="AUTO", OVERVIEW_RESAMPLING=spec.overview_resampling,

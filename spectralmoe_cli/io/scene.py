@@ -8,7 +8,6 @@ scale/offset are applied, so the model always sees physical values.
 from __future__ import annotations
 
 import logging
-import os
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -25,6 +24,7 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 
 from ..errors import InputDataError
 from ..net import RetryPolicy, describe, http_version
+from .gdal_cache import block_cache
 from .pixels import band_nodata, physical_pixels
 
 log = logging.getLogger(__name__)
@@ -34,18 +34,9 @@ READ_CHUNK = 1024  # dask chunk of the lazy array; a window read touches only it
 
 # GDAL keeps decoded blocks in a cache sized at 5 % of RAM by default: over a large scene that
 # grows with the scene. Each block is read about once, so a small cache loses nothing and keeps
-# memory flat in scene size.
-READ_CACHE_BYTES = 64 * 2**20  # rasterio.Env takes GDAL_CACHEMAX in bytes (GDAL's own variable: MB)
-
-
-def gdal_read_options() -> dict[str, int]:
-    """GDAL options for reading a scene window by window: a bounded block cache.
-
-    Applied with ``rasterio.Env`` around each read, never to the process at import. GDAL's
-    cache limit is process-wide (unlike its thread-local options), so it also bounds the dask
-    threads that do the reading. An explicit ``GDAL_CACHEMAX`` in the environment wins.
-    """
-    return {} if "GDAL_CACHEMAX" in os.environ else {"GDAL_CACHEMAX": READ_CACHE_BYTES}
+# memory flat in scene size. The limit is process-wide: it also bounds the dask threads that do
+# the reading, and ``block_cache`` sets it around each read and gives it back after.
+READ_CACHE_BYTES = 64 * 2**20
 
 
 @dataclass(frozen=True)
@@ -128,7 +119,7 @@ class Scene:
         window = self.array.isel(band=bands, y=slice(y0, y1), x=slice(x0, x1))
         policy = self.policy
         if policy is None:
-            with rasterio.Env(**gdal_read_options()):
+            with block_cache(READ_CACHE_BYTES):
                 return np.asarray(window.values)
 
         def attempt() -> np.ndarray:
@@ -139,7 +130,7 @@ class Scene:
                     pass
                 raise
 
-        with rasterio.Env(**policy.gdal_env(), **gdal_read_options()):
+        with rasterio.Env(**policy.gdal_env()), block_cache(READ_CACHE_BYTES):
             return policy.call(attempt, f"reading {self.source} at rows {y0}:{y1}, cols {x0}:{x1}",
                                retry_also=lambda exc: isinstance(exc, RasterioIOError))
 
