@@ -168,6 +168,13 @@ def _clean_names(world: World, out: Path, result) -> None:
 CASES = [
     # predict: usage (exit 2), nothing written
     Case("predict-no-out", ["predict", "{scene.tif}"], 2, ("missing option --out",)),
+    Case("predict-mosaic-huge-grid", ["predict", "{scene.tif}", "--mosaic", "--resolution", "0.0001", "-c",
+                                      "{ck.safetensors}", "-o", "{out}"], 2, ("--resolution", "limit"),
+         leaves="no maps"),
+    Case("predict-mosaic-inf-resolution", ["predict", "{scene.tif}", "--mosaic", "--resolution", "inf", "-c",
+                                           "{ck.safetensors}", "-o", "{out}"], 2, ("resolution",)),
+    Case("predict-mosaic-aoi-elsewhere", ["predict", "{scene.tif}", "--mosaic", "--bbox", "20,10,21,11", "-c",
+                                          "{ck.safetensors}", "-o", "{out}"], 3, ("touches none",), leaves="no maps"),
     Case("predict-mosaic-raster-url", ["predict", "{url}/scene.tif", "{scene.tif}", "--mosaic", "-c",
                                        "{ck.safetensors}", "-o", "{out}"], 2, ("--mosaic", "raster URL")),
     Case("predict-crs-without-mosaic", ["predict", "{scene.tif}", "-c", "{ck.safetensors}", "-o", "{out}",
