@@ -191,3 +191,27 @@ def test_a_3x3_mosaic_peaks_like_one_item():
     report = json.loads(done.stdout)
     assert report["all_items"]["pixels"] > 8 * report["one_item"]["pixels"]
     assert report["ratio"] <= 1.3, report
+
+
+def test_a_band_tagged_alpha_is_warped_as_data(ckpt, tmp_path):
+    """A 4-band 8-bit GeoTIFF as rasterio writes it tags band 4 (here NIR, with zeros) as alpha.
+    Warped into another CRS it must read as data: the same map as the file with no alpha tag."""
+    data = np.random.default_rng(5).integers(0, 255, (4, 48, 48)).astype(np.uint8)
+    data[3, :8] = 0
+    maps = {}
+    for name, options in (("rgba", {}), ("plain", {"photometric": "MINISBLACK"})):
+        path = tmp_path / f"{name}.tif"
+        with rasterio.open(path, "w", driver="GTiff", width=48, height=48, count=4, dtype="uint8",
+                           crs="EPSG:32632", transform=from_origin(830000.0, 5300000.0, 10, 10),
+                           **options) as dst:
+            dst.write(data)
+        with rasterio.open(path) as src:
+            assert (src.colorinterp[3].name == "alpha") == (name == "rgba")
+        done = results(predict(ckpt, tmp_path / name, path, "--mosaic", "--crs", "EPSG:32633",
+                               "--bands", ",".join(BANDS), *TILING))
+        with rasterio.open(done[0]["outputs"]["cog"]) as cog:
+            maps[name] = cog.read(1)
+            assert cog.crs.to_epsg() == 32633
+    # the grid holds the footprint turned into another zone: its corners lie outside it, 255
+    assert (maps["plain"] != 255).sum() > 0.9 * 48 * 48 and (maps["plain"] == 255).sum() > 100
+    np.testing.assert_array_equal(maps["rgba"], maps["plain"])

@@ -177,6 +177,9 @@ class BandReader:
         index = self.index
         if self.offset is None:
             data = self.source.read(index, window=window, masked=True)
+            if self.nodata is None:  # the footprint is the added alpha band, the view's last
+                outside = self.source.read(self.source.count, window=window) == 0
+                data = np.ma.MaskedArray(np.ma.getdata(data), mask=np.ma.getmaskarray(data) | outside)
         else:
             shifted = Window(window.col_off + self.offset[0], window.row_off + self.offset[1],
                              window.width, window.height)
