@@ -55,7 +55,7 @@ def test_tile_larger_than_the_scene_is_cut_to_it_and_fast(ckpt, small_scene, tmp
                      "--tile", "4096", "--overlap", "0", "--out", tmp_path / "out", "--json")
     took = time.monotonic() - start
     assert result.returncode == 0, result.stderr
-    assert "tile 4096 is larger than the 40x50 scene; using 48x64" in result.stderr
+    assert "tile 4096 is larger than the 40x50 scene's rows and columns; using 48x64" in result.stderr
     assert took < 60, took
     with rasterio.open(json.loads(result.stdout)["results"][0]["outputs"]["cog"]) as cog:
         assert (cog.height, cog.width) == (40, 50)

@@ -71,8 +71,8 @@ def test_a_strip_predicts_with_patch_sized_tiles_and_any_chunk(ckpt, tmp_path, c
             summary, classes, probs = predict(scene, ckpt, tmp_path / f"c{chunk}", chunk)
         maps.append(classes)
         probabilities.append(probs)
-    shape = "16x64" if height == 5 else "64x16"
-    assert f"larger than the {height}x{width} scene; using {shape}" in caplog.text
+    shape, sides = ("16x64", "rows") if height == 5 else ("64x16", "columns")
+    assert f"larger than the {height}x{width} scene's {sides}; using {shape}" in caplog.text
     assert np.array_equal(maps[0], maps[1]) and np.array_equal(*probabilities)
     assert (maps[0] != 255).all() and len(np.unique(probabilities[0])) > 10  # a real map
     item = json.loads(Path(summary["results"][0]["outputs"]["item"]).read_text())

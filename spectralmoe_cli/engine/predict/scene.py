@@ -230,8 +230,10 @@ class ScenePredictor:
         tile_h, tile_w, overlap = s.scene_tiling(scene.height, scene.width,
                                                  self.meta.model.backbone.patch_size)
         if (tile_h, tile_w) != (s.tile, s.tile):
-            log.info("%s: tile %d is larger than the %dx%d scene; using %dx%d", scene.source,
-                     s.tile, scene.height, scene.width, tile_h, tile_w)
+            sides = ("rows and columns" if tile_h != s.tile and tile_w != s.tile
+                     else "rows" if tile_h != s.tile else "columns")
+            log.info("%s: tile %d is larger than the %dx%d scene's %s; using %dx%d",
+                     scene.source, s.tile, scene.height, scene.width, sides, tile_h, tile_w)
         grid = Grid(scene.height, scene.width, tile_h, tile_w, max(tile_h, tile_w) - overlap)
         chunk = max(grid.chunk_size(s.chunk), -(-grid.tile // grid.stride) * grid.stride)
         store = paths["partial"]
