@@ -176,10 +176,13 @@ class BandReader:
     def _read(self, window: Window) -> np.ma.MaskedArray:
         index = self.index
         if self.offset is None:
-            data = self.source.read(index, window=window, masked=True)
-            if self.nodata is None:  # the footprint is the added alpha band, the view's last
-                outside = self.source.read(self.source.count, window=window) == 0
-                data = np.ma.MaskedArray(np.ma.getdata(data), mask=np.ma.getmaskarray(data) | outside)
+            if self.nodata is None:  # the footprint is the added alpha band, the view's last:
+                both = self.source.read([index, self.source.count], window=window, masked=True)
+                outside = np.ma.getdata(both[1]) == 0  # read with the band, in one warp
+                data = np.ma.MaskedArray(np.ma.getdata(both[0]),
+                                         mask=np.ma.getmaskarray(both[0]) | outside)
+            else:
+                data = self.source.read(index, window=window, masked=True)
         else:
             shifted = Window(window.col_off + self.offset[0], window.row_off + self.offset[1],
                              window.width, window.height)

@@ -64,6 +64,12 @@ def utm_crs(lon: float, lat: float) -> CRS:
     return CRS.from_epsg((32600 if lat >= 0 else 32700) + zone)
 
 
+def union(boxes: Sequence[Bounds]) -> Bounds:
+    """The smallest box holding every box (all in one CRS)."""
+    return (min(b[0] for b in boxes), min(b[1] for b in boxes),
+            max(b[2] for b in boxes), max(b[3] for b in boxes))
+
+
 def aoi_bounds(bbox: Bounds, crs: CRS) -> Bounds:
     """A lon/lat bbox in ``crs`` (edges densified, so a projected AOI keeps its full extent)."""
     return transform_bounds("EPSG:4326", crs, *bbox, densify_pts=21)

@@ -35,6 +35,7 @@ from ...io.mosaic import (
     open_mosaic,
     parse_crs,
     snapped_grid,
+    union,
     utm_crs,
 )
 from ...io.scene import Origin, Scene
@@ -63,9 +64,7 @@ class MosaicGrid:
                                                                      (south + north) / 2)
         resolution = self.resolution or min(f.resolution_in(crs) for f in footprints)
         if native:
-            boxes = [transform_bounds(c, crs, *b, densify_pts=21) for c, b in native]
-            bounds = (min(b[0] for b in boxes), min(b[1] for b in boxes),
-                      max(b[2] for b in boxes), max(b[3] for b in boxes))
+            bounds = union([transform_bounds(c, crs, *b, densify_pts=21) for c, b in native])
         else:
             bounds = aoi_bounds(bounds_lonlat, crs)
         grid = snapped_grid(bounds, crs, resolution)
@@ -176,9 +175,7 @@ class RasterMosaic:
                                      f"touches none of the {len(self.paths)} rasters")
             grid = self.target.grid(self.aoi.bbox, [p.footprint() for p in parts])
         else:
-            union = (min(b[0] for b in lonlat), min(b[1] for b in lonlat),
-                     max(b[2] for b in lonlat), max(b[3] for b in lonlat))
-            grid = self.target.grid(union, [p.footprint() for p in parts], native)
+            grid = self.target.grid(union(lonlat), [p.footprint() for p in parts], native)
         aoi = [self.aoi.bbox, self.aoi.geometry] if self.aoi else described
         stem = f"mosaic_{grid_hash(grid, aoi)}"
         scene = open_mosaic(parts, grid, stem, descriptions or [])
